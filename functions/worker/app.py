@@ -1,0 +1,16 @@
+"""SQS worker entry point: generates one image per job message, reporting partial batch failures."""
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from image_recovery import bootstrap
+from image_recovery.config import WorkerSettings
+from image_recovery.observability import logger, metrics, tracer
+
+runtime = bootstrap.WorkerRuntime(WorkerSettings.from_env())
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return runtime.handle(event, context)

@@ -1,0 +1,1 @@
+"""Image Recovery: find travel records missing their cover image and regenerate them."""

@@ -1,0 +1,135 @@
+"""Routes of the HTTP API on the Powertools resolver, with validation and one place for error mapping."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+
+from image_recovery.api.schemas import (
+    MAX_BODY_BYTES,
+    BatchId,
+    BatchProgressResponse,
+    MissingImagesResponse,
+    QueueRequest,
+    QueueResponse,
+    StyleOut,
+    StylesResponse,
+)
+from image_recovery.errors import BadRequestError, NotFoundError
+from image_recovery.observability import logger
+from image_recovery.recovery import RecoveryService
+
+_USER_ID_MAX = 128
+
+
+class Unauthorized(Exception):
+    """No usable `sub` claim: the authorizer did not run or the token carries no subject."""
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body={"error": error})
+
+
+def _validation_details(error: RequestValidationError) -> list[dict]:
+    # Location and message only: never echo the input back.
+    return [
+        {"loc": [str(part) for part in issue.get("loc", ())], "type": issue.get("type"), "msg": issue.get("msg")}
+        for issue in error.errors()
+    ]
+
+
+class Api:
+    """The resolver plus the pre-flight checks that must run before its validation does."""
+
+    def __init__(self, service: RecoveryService) -> None:
+        self.service = service
+        self.resolver = resolver = APIGatewayHttpResolver(enable_validation=True)
+
+        def current_user() -> str:
+            claims = resolver.current_event.request_context.authorizer.jwt_claim or {}
+            sub = claims.get("sub")
+            if not isinstance(sub, str) or not 0 < len(sub) <= _USER_ID_MAX or "#" in sub or "/" in sub:
+                raise Unauthorized
+            return sub
+
+        @resolver.get("/missing-images")
+        def list_missing() -> MissingImagesResponse:
+            view = service.missing_images(current_user())
+            return MissingImagesResponse(
+                count=view.count, trips=view.trips, segments=view.segments, reservations=view.reservations
+            )
+
+        @resolver.post("/image-jobs")
+        def queue_jobs(request: Annotated[QueueRequest, Body()]) -> Response[QueueResponse]:
+            result = service.queue(current_user(), request.requested, queue_all=request.all, style_id=request.styleId)
+            body = QueueResponse(
+                batchId=result.batch_id,
+                styleId=result.style_id,
+                summary=result.summary(),
+                items=[item.__dict__ for item in result.items],
+            )
+            return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=body)
+
+        @resolver.get("/image-jobs/<batch_id>")
+        def batch_progress(batch_id: Annotated[BatchId, Path()]) -> BatchProgressResponse:
+            progress = service.progress(current_user(), batch_id)
+            return BatchProgressResponse(
+                batchId=progress.batch_id,
+                total=progress.total,
+                queued=progress.queued,
+                generating=progress.generating,
+                succeeded=progress.succeeded,
+                failed=progress.failed,
+            )
+
+        @resolver.get("/styles")
+        def list_styles() -> StylesResponse:
+            return StylesResponse(
+                styles=[
+                    StyleOut(id=s.id, name=s.name, description=s.description, isDefault=s.is_default)
+                    for s in service.styles()
+                ]
+            )
+
+        @resolver.exception_handler(RequestValidationError)
+        def invalid_request(error: RequestValidationError) -> Response:
+            return error_response(400, "invalid_request", "The request is not valid.", _validation_details(error))
+
+        @resolver.exception_handler(BadRequestError)
+        def bad_request(error: BadRequestError) -> Response:
+            return error_response(error.status, error.code, error.message)
+
+        @resolver.exception_handler(NotFoundError)
+        def not_found(error: NotFoundError) -> Response:
+            return error_response(404, "not_found", error.message)
+
+        @resolver.exception_handler(Unauthorized)
+        def unauthorized(_: Unauthorized) -> Response:
+            return error_response(401, "unauthorized", "A valid JWT with a subject claim is required.")
+
+        @resolver.not_found
+        def no_route(_: Exception) -> Response:
+            return error_response(404, "no_route", "No such route.")
+
+        @resolver.exception_handler(Exception)
+        def internal(error: Exception) -> Response:
+            logger.exception("unhandled error")
+            return error_response(500, "internal_error", "Something went wrong on our side; nothing was lost.")
+
+    def handle(self, event: dict, context: Any) -> dict:
+        body = event.get("body") or ""
+        if len(body) > MAX_BODY_BYTES:
+            return error_response(
+                413, "body_too_large", f"Request bodies are limited to {MAX_BODY_BYTES} bytes."
+            ).build(event)  # type: ignore[attr-defined]
+        return self.resolver.resolve(event, context)
+
+
+def build_api(service: RecoveryService) -> Api:
+    return Api(service)

@@ -1,0 +1,131 @@
+"""Request and response shapes of the HTTP API. Field names are the wire names (DESIGN §3)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+MAX_BODY_BYTES = 64 * 1024
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+
+RecordId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+StyleId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+BatchId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,64}$")]
+ImageStatusName = Literal["missing", "queued", "generating", "failed", "ready"]
+
+
+class QueueRequest(BaseModel):
+    """Either ids (any of the three lists) or `all: true`, plus an optional style."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tripIds: list[RecordId] = Field(default_factory=list)
+    segmentIds: list[RecordId] = Field(default_factory=list)
+    reservationIds: list[RecordId] = Field(default_factory=list)
+    all: bool = False
+    styleId: StyleId | None = None
+
+    @model_validator(mode="after")
+    def _ids_or_all(self) -> QueueRequest:
+        named = self.tripIds or self.segmentIds or self.reservationIds
+        if self.all and named:
+            raise ValueError("send either ids or all=true, not both")
+        return self
+
+    @property
+    def requested(self) -> list[tuple[str, str]]:
+        """(type label, id) pairs in request order, duplicates dropped."""
+        pairs = [
+            *(("trip", i) for i in self.tripIds),
+            *(("segment", i) for i in self.segmentIds),
+            *(("reservation", i) for i in self.reservationIds),
+        ]
+        return list(dict.fromkeys(pairs))
+
+
+class _Missing(BaseModel):
+    id: str
+    createdAt: str | None
+    imageStatus: ImageStatusName
+    imageError: str | None = None
+    imageUpdatedAt: str | None = None
+
+
+class MissingTrip(_Missing):
+    title: str | None
+    startDate: str | None = None
+    endDate: str | None = None
+    destination: str | None = None
+
+
+class MissingSegment(_Missing):
+    name: str | None
+    tripId: str | None
+    tripTitle: str | None
+    startLocation: str | None = None
+    endLocation: str | None = None
+
+
+class MissingReservation(_Missing):
+    name: str | None
+    tripId: str | None
+    tripTitle: str | None
+    segmentId: str | None
+    segmentName: str | None
+    type: str | None = None
+    location: str | None = None
+    startTime: str | None = None
+
+
+class MissingImagesResponse(BaseModel):
+    count: int
+    trips: list[MissingTrip]
+    segments: list[MissingSegment]
+    reservations: list[MissingReservation]
+
+
+class TypeSummary(BaseModel):
+    queued: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+
+class ItemResult(BaseModel):
+    type: Literal["trip", "segment", "reservation"]
+    id: str
+    outcome: Literal["queued", "skipped", "failed"]
+    reason: str | None = None
+
+
+class QueueSummary(BaseModel):
+    trips: TypeSummary = Field(default_factory=TypeSummary)
+    segments: TypeSummary = Field(default_factory=TypeSummary)
+    reservations: TypeSummary = Field(default_factory=TypeSummary)
+
+
+class QueueResponse(BaseModel):
+    batchId: str
+    styleId: str
+    summary: QueueSummary
+    items: list[ItemResult]
+
+
+class BatchProgressResponse(BaseModel):
+    batchId: str
+    total: int
+    queued: int
+    generating: int
+    succeeded: int
+    failed: int
+
+
+class StyleOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    isDefault: bool
+
+
+class StylesResponse(BaseModel):
+    styles: list[StyleOut]

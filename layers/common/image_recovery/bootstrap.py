@@ -1,0 +1,117 @@
+"""Wiring: the one place that turns settings into ready objects, once per container."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import Json
+
+from image_recovery import aws, models
+from image_recovery.api import Api, build_api
+from image_recovery.batches import BatchRepository
+from image_recovery.config import ApiSettings, CommonSettings, SweepSettings, WorkerSettings
+from image_recovery.jobs import ImageJob
+from image_recovery.observability import logger
+from image_recovery.providers import build_provider
+from image_recovery.queueing import JobQueue, Queuer
+from image_recovery.recovery import RecoveryService
+from image_recovery.repository import RecordRepository
+from image_recovery.storage import ImageStore
+from image_recovery.styles import StyleCatalog
+from image_recovery.sweep import Sweeper
+from image_recovery.worker import ImageWorker
+
+# A finished job is remembered for a day, longer than the queue keeps any redelivery.
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+
+
+def _bind(settings: CommonSettings) -> None:
+    models.bind(travel_table=settings.travel_table, batch_table=settings.batch_table, region=settings.region)
+
+
+def _queuer(settings: ApiSettings | SweepSettings) -> Queuer:
+    return Queuer(RecordRepository(), BatchRepository(), JobQueue(lambda: aws.client("sqs"), settings.job_queue_url))
+
+
+def api(settings: ApiSettings) -> Api:
+    _bind(settings)
+    service = RecoveryService(
+        RecordRepository(),
+        BatchRepository(),
+        StyleCatalog(),
+        _queuer(settings),
+        max_ids_per_request=settings.max_ids_per_request,
+    )
+    return build_api(service)
+
+
+def sweeper(settings: SweepSettings) -> Sweeper:
+    _bind(settings)
+    return Sweeper(
+        RecordRepository(),
+        BatchRepository(),
+        StyleCatalog(),
+        _queuer(settings),
+        max_jobs=settings.sweep_max_jobs,
+        segments=settings.sweep_segments,
+    )
+
+
+class JobRecord(SqsRecordModel):
+    """An SQS record whose body is an image job; a body that does not parse fails that record alone."""
+
+    body: Json[ImageJob]  # type: ignore[assignment]
+
+
+class WorkerRuntime:
+    """SQS batch -> one idempotent ImageWorker.process per record, partial failures reported back."""
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        _bind(settings)
+        provider = build_provider(
+            settings.image_provider, settings.bedrock_model_id, lambda: aws.client("bedrock-runtime")
+        )
+        store = ImageStore(
+            lambda: aws.client("s3"), settings.image_bucket, region=settings.region, url_base=settings.image_url_base
+        )
+        self.worker = ImageWorker(RecordRepository(), BatchRepository(), StyleCatalog(), provider, store)
+        self._processor = BatchProcessor(event_type=EventType.SQS, model=JobRecord)
+        self._idempotency = IdempotencyConfig(
+            event_key_jmespath="job_id", expires_after_seconds=IDEMPOTENCY_TTL_SECONDS
+        )
+        self._idempotency_table = settings.idempotency_table
+
+    @cached_property
+    def _process_once(self) -> Callable[..., dict]:
+        """`worker.process` guarded by Powertools idempotency (its DynamoDB client is made on first use)."""
+        persistence = DynamoDBPersistenceLayer(table_name=self._idempotency_table, boto3_client=aws.client("dynamodb"))
+
+        @idempotent_function(data_keyword_argument="job", config=self._idempotency, persistence_store=persistence)
+        def process(job: ImageJob) -> dict:
+            return self.worker.process(job).as_dict()
+
+        return process
+
+    def _record(self, record: JobRecord) -> dict:
+        job = record.body
+        logger.append_keys(job_id=job.job_id, batch_id=job.batch_id, user_id=job.pk.removeprefix("USER#"))
+        try:
+            return self._process_once(job=job)
+        finally:
+            logger.remove_keys(["job_id", "batch_id", "user_id"])
+
+    def handle(self, event: dict, context: LambdaContext) -> dict[str, Any]:
+        self._idempotency.register_lambda_context(context)
+        return process_partial_response(
+            event=event, record_handler=self._record, processor=self._processor, context=context
+        )

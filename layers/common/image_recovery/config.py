@@ -1,0 +1,57 @@
+"""Typed settings, read from the environment once per container.
+
+Each handler validates only what it needs; a missing or empty variable fails the cold start
+with a message that names it, instead of a KeyError deep inside the first request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Annotated, Literal, Self
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from image_recovery.errors import ConfigurationError
+
+NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class CommonSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    region: NonEmpty = Field(validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
+    travel_table: NonEmpty = Field(validation_alias="TRAVEL_TABLE_NAME")
+    batch_table: NonEmpty = Field(validation_alias="BATCH_TABLE_NAME")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        try:
+            return cls.model_validate(dict(os.environ if environ is None else environ))
+        except ValidationError as error:
+            problems = []
+            for issue in error.errors():
+                field = cls.model_fields[str(issue["loc"][0])]
+                alias = field.validation_alias
+                names = alias.choices if isinstance(alias, AliasChoices) else [alias]
+                problems.append(f"{' or '.join(map(str, names))}: {issue['msg']}")
+            raise ConfigurationError(f"{cls.__name__} is misconfigured: " + "; ".join(problems)) from None
+
+
+class ApiSettings(CommonSettings):
+    job_queue_url: NonEmpty = Field(validation_alias="JOB_QUEUE_URL")
+    max_ids_per_request: int = Field(default=100, ge=1, le=1000, validation_alias="MAX_IDS_PER_REQUEST")
+
+
+class WorkerSettings(CommonSettings):
+    idempotency_table: NonEmpty = Field(validation_alias="IDEMPOTENCY_TABLE_NAME")
+    image_bucket: NonEmpty = Field(validation_alias="IMAGE_BUCKET_NAME")
+    image_provider: Literal["bedrock", "local"] = Field(validation_alias="IMAGE_PROVIDER")
+    bedrock_model_id: NonEmpty = Field(validation_alias="BEDROCK_MODEL_ID")
+    image_url_base: str = Field(default="", validation_alias="IMAGE_URL_BASE")
+
+
+class SweepSettings(CommonSettings):
+    job_queue_url: NonEmpty = Field(validation_alias="JOB_QUEUE_URL")
+    sweep_max_jobs: int = Field(default=1000, ge=1, validation_alias="SWEEP_MAX_JOBS")
+    sweep_segments: int = Field(default=4, ge=1, le=64, validation_alias="SWEEP_SEGMENTS")

@@ -1,0 +1,57 @@
+"""Domain errors. The API maps them to HTTP responses in one place; the worker to job outcomes."""
+
+from __future__ import annotations
+
+
+class ImageRecoveryError(Exception):
+    """Base class for every error this package raises on purpose."""
+
+
+class ConfigurationError(ImageRecoveryError):
+    """A required setting is missing or malformed; raised at cold start."""
+
+
+class BadRequestError(ImageRecoveryError):
+    """The caller sent something we refuse; nothing was written."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+class NotFoundError(ImageRecoveryError):
+    """The resource does not exist or belongs to someone else (the two are indistinguishable)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class GenerationError(ImageRecoveryError):
+    """Image generation failed. `reason` is the short machine-readable cause recorded on the record."""
+
+    retryable: bool = False
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class TransientGenerationError(GenerationError):
+    """Throttling, server errors, timeouts: worth another attempt later."""
+
+    retryable = True
+
+
+class PermanentGenerationError(GenerationError):
+    """Retrying the same request cannot succeed (bad request, access denied, unusable response)."""
+
+
+class ContentFilteredError(PermanentGenerationError):
+    """The model refused the prompt or its filter blocked the image."""
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__("content_filtered", detail)

@@ -1,0 +1,194 @@
+"""pynamodb models for the travel table (DESIGN §2) and the service's own batch table.
+
+Models are declared unbound and pointed at real tables by `bind()` once per container, so that the
+table names come from configuration and tests can bind them to moto tables.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    DiscriminatorAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.models import Model
+
+
+class EntityType(StrEnum):
+    TRIP = "TRIP"
+    SEGMENT = "SEGMENT"
+    RESERVATION = "RESERVATION"
+
+    @property
+    def label(self) -> str:
+        """The lower-case name used on the wire: "trip", "segment", "reservation"."""
+        return self.value.lower()
+
+    @property
+    def plural(self) -> str:
+        return f"{self.label}s"
+
+
+class ImageStatus(StrEnum):
+    MISSING = "missing"
+    QUEUED = "queued"
+    GENERATING = "generating"
+    READY = "ready"
+    FAILED = "failed"
+
+
+IN_FLIGHT = (ImageStatus.QUEUED, ImageStatus.GENERATING)
+
+
+def user_pk(user_id: str) -> str:
+    return f"USER#{user_id}"
+
+
+class TravelRecord(Model):
+    """A trip, segment or reservation. `entityType` picks the subclass on read."""
+
+    class Meta:
+        table_name = "unbound-travel-table"
+
+    pk = UnicodeAttribute(hash_key=True, attr_name="PK")
+    sk = UnicodeAttribute(range_key=True, attr_name="SK")
+    entity_type = DiscriminatorAttribute(attr_name="entityType")
+    id = UnicodeAttribute()
+    user_id = UnicodeAttribute(attr_name="userId")
+    created_at = UnicodeAttribute(attr_name="createdAt", null=True)
+
+    image_url = UnicodeAttribute(attr_name="imageUrl", null=True)
+    image_status = UnicodeAttribute(attr_name="imageStatus", null=True)
+    image_job_id = UnicodeAttribute(attr_name="imageJobId", null=True)
+    image_batch_id = UnicodeAttribute(attr_name="imageBatchId", null=True)
+    image_style_id = UnicodeAttribute(attr_name="imageStyleId", null=True)
+    image_error = UnicodeAttribute(attr_name="imageError", null=True)
+    image_error_detail = UnicodeAttribute(attr_name="imageErrorDetail", null=True)
+    image_key = UnicodeAttribute(attr_name="imageKey", null=True)
+    image_attempts = NumberAttribute(attr_name="imageAttempts", null=True)
+    image_queued_at = UnicodeAttribute(attr_name="imageQueuedAt", null=True)
+    image_updated_at = UnicodeAttribute(attr_name="imageUpdatedAt", null=True)
+
+    @property
+    def owner_id(self) -> str:
+        """The user the record belongs to, from its key (the key, not `userId`, decides ownership)."""
+        return self.pk.removeprefix("USER#")
+
+    kind: EntityType  # set on each subclass
+
+    @property
+    def image_missing(self) -> bool:
+        """DESIGN §2: absent, NULL (read as None) and "" all mean missing."""
+        return not self.image_url
+
+    @property
+    def effective_status(self) -> ImageStatus:
+        """The state a user sees: a record with an image is ready whatever else it says."""
+        if not self.image_missing:
+            return ImageStatus.READY
+        if self.image_status in (ImageStatus.QUEUED, ImageStatus.GENERATING, ImageStatus.FAILED):
+            return ImageStatus(self.image_status)
+        return ImageStatus.MISSING
+
+    @property
+    def display_name(self) -> str:
+        raise NotImplementedError
+
+
+class Trip(TravelRecord, discriminator=EntityType.TRIP.value):
+    kind = EntityType.TRIP
+    title = UnicodeAttribute(null=True)
+    start_date = UnicodeAttribute(attr_name="startDate", null=True)
+    end_date = UnicodeAttribute(attr_name="endDate", null=True)
+    destination = UnicodeAttribute(null=True)
+
+    @property
+    def display_name(self) -> str:
+        return self.title or ""
+
+    @staticmethod
+    def sort_key(trip_id: str) -> str:
+        return f"TRIP#{trip_id}"
+
+
+class Segment(TravelRecord, discriminator=EntityType.SEGMENT.value):
+    kind = EntityType.SEGMENT
+    trip_id = UnicodeAttribute(attr_name="tripId", null=True)
+    name = UnicodeAttribute(null=True)
+    start_location = UnicodeAttribute(attr_name="startLocation", null=True)
+    end_location = UnicodeAttribute(attr_name="endLocation", null=True)
+
+    @property
+    def display_name(self) -> str:
+        return self.name or ""
+
+    @staticmethod
+    def sort_key(trip_id: str, segment_id: str) -> str:
+        return f"TRIP#{trip_id}#SEGMENT#{segment_id}"
+
+
+class Reservation(TravelRecord, discriminator=EntityType.RESERVATION.value):
+    kind = EntityType.RESERVATION
+    trip_id = UnicodeAttribute(attr_name="tripId", null=True)
+    segment_id = UnicodeAttribute(attr_name="segmentId", null=True)
+    name = UnicodeAttribute(null=True)
+    reservation_type = UnicodeAttribute(attr_name="type", null=True)
+    location = UnicodeAttribute(null=True)
+    start_time = UnicodeAttribute(attr_name="startTime", null=True)
+
+    @property
+    def display_name(self) -> str:
+        return self.name or ""
+
+    @staticmethod
+    def sort_key(trip_id: str, segment_id: str, reservation_id: str) -> str:
+        return f"TRIP#{trip_id}#SEGMENT#{segment_id}#RESERVATION#{reservation_id}"
+
+
+class PromptStyleRecord(Model):
+    """A prompt style row (PK "STYLE"), the ImagePromptStyle of the original app."""
+
+    class Meta:
+        table_name = "unbound-travel-table"
+
+    pk = UnicodeAttribute(hash_key=True, attr_name="PK")
+    sk = UnicodeAttribute(range_key=True, attr_name="SK")
+    entity_type = UnicodeAttribute(attr_name="entityType", null=True)
+    id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    prompt_template = UnicodeAttribute(attr_name="promptTemplate")
+    description = UnicodeAttribute(null=True)
+    negative_prompt = UnicodeAttribute(attr_name="negativePrompt", null=True)
+    is_default = BooleanAttribute(attr_name="isDefault", default=False)
+
+
+class ImageBatch(Model):
+    """Progress of one queueing request; counters move as the worker changes record states."""
+
+    class Meta:
+        table_name = "unbound-batch-table"
+
+    batch_id = UnicodeAttribute(hash_key=True, attr_name="batchId")
+    user_id = UnicodeAttribute(attr_name="userId")
+    created_at = UnicodeAttribute(attr_name="createdAt")
+    style_id = UnicodeAttribute(attr_name="styleId", null=True)
+    total = NumberAttribute(default=0)
+    generating = NumberAttribute(default=0)
+    succeeded = NumberAttribute(default=0)
+    failed = NumberAttribute(default=0)
+    expires_at = TTLAttribute(attr_name="expiresAt", null=True)
+
+
+_TRAVEL_MODELS: tuple[type[Model], ...] = (TravelRecord, Trip, Segment, Reservation, PromptStyleRecord)
+
+
+def bind(*, travel_table: str, batch_table: str, region: str) -> None:
+    """Point the models at real tables. Safe to call again (tests rebind per moto session)."""
+    for model in (*_TRAVEL_MODELS, ImageBatch):
+        model.Meta.table_name = travel_table if model in _TRAVEL_MODELS else batch_table
+        model.Meta.region = region
+        model._connection = None

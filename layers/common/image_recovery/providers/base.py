@@ -1,0 +1,31 @@
+"""The provider interface every image generator implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """What to draw. `prompt` is final model text; `title`/`subtitle` are the record's own words."""
+
+    prompt: str
+    negative_prompt: str
+    title: str
+    subtitle: str
+    style_id: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    data: bytes
+    content_type: str
+    model: str
+
+
+class ImageProvider(Protocol):
+    def generate(self, request: ImageRequest) -> GeneratedImage:
+        """Return a PNG image, or raise a GenerationError subclass."""
+        ...

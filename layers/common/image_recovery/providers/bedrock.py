@@ -1,0 +1,177 @@
+"""Amazon Bedrock image provider (InvokeModel) for the Stability and Amazon TEXT_IMAGE request families.
+
+Limits per the Bedrock model parameter docs: Stability prompts up to 10,000 chars and seeds 0..4,294,967,294;
+Titan Image Generator text up to 512 chars and seeds 0..2,147,483,646; Nova Canvas text 1..1,024 chars
+and seeds 0..858,993,459; Titan/Nova cfgScale 1.1..10.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError, ConnectTimeoutError, HTTPClientError, ReadTimeoutError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from ..errors import (
+    ConfigurationError,
+    ContentFilteredError,
+    PermanentGenerationError,
+    TransientGenerationError,
+)
+from .base import GeneratedImage, ImageRequest
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Geographic / global cross-region inference profile prefixes, e.g. "us.amazon.nova-canvas-v1:0".
+_PROFILE_PREFIXES = frozenset({"us", "us-gov", "eu", "apac", "jp", "au", "ca", "global"})
+
+_THROTTLED = frozenset({"ThrottlingException", "ServiceQuotaExceededException", "TooManyRequestsException"})
+_SERVER_ERRORS = frozenset(
+    {
+        "InternalServerException",
+        "ServiceUnavailableException",
+        "ModelNotReadyException",
+        "ModelErrorException",
+    }
+)
+
+
+@dataclass(frozen=True)
+class _Family:
+    kind: str  # "stability" or "amazon"
+    max_prompt_chars: int
+    max_seed: int
+
+
+_STABILITY = _Family("stability", 10_000, 4_294_967_294)
+# Older Stability ids (stable-diffusion-xl) use a different body and are deliberately not matched.
+_FAMILIES: tuple[tuple[str, _Family], ...] = (
+    ("stability.stable-image-", _STABILITY),
+    ("stability.sd3", _STABILITY),
+    ("amazon.titan-image-generator-", _Family("amazon", 512, 2_147_483_646)),
+    ("amazon.nova-canvas-", _Family("amazon", 1_024, 858_993_459)),
+)
+
+
+def _family_for(model_id: str) -> _Family:
+    head, _, rest = model_id.partition(".")
+    base = rest if head in _PROFILE_PREFIXES else model_id
+    for prefix, family in _FAMILIES:
+        if base.startswith(prefix):
+            return family
+    raise ConfigurationError(
+        f"unsupported Bedrock image model {model_id!r}: expected a stability.stable-image-*, "
+        "stability.sd3*, amazon.titan-image-generator-* or amazon.nova-canvas-* id, "
+        "optionally with an inference profile prefix such as 'us.'"
+    )
+
+
+def _truncate(text: str, limit: int) -> str:
+    """Cut to `limit` chars, preferring the last word boundary in the second half of the allowance."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip()
+
+
+class BedrockImageProvider:
+    def __init__(self, model_id: str, client: Any) -> None:
+        self._family = _family_for(model_id)
+        self._model_id = model_id
+        self._client = client
+
+    def generate(self, request: ImageRequest) -> GeneratedImage:
+        body = self._build_body(request)
+        try:
+            response = self._client.invoke_model(
+                modelId=self._model_id,
+                body=json.dumps(body),
+                contentType="application/json",
+                accept="application/json",
+            )
+            raw = response["body"].read()
+        except ClientError as exc:
+            raise _map_client_error(exc) from exc
+        except (ReadTimeoutError, ConnectTimeoutError) as exc:
+            raise TransientGenerationError("timeout", str(exc)) from exc
+        except (BotoConnectionError, HTTPClientError) as exc:
+            raise TransientGenerationError("provider_error", str(exc)) from exc
+        return GeneratedImage(data=self._parse(raw), content_type="image/png", model=self._model_id)
+
+    def _build_body(self, request: ImageRequest) -> dict[str, Any]:
+        family = self._family
+        prompt = _truncate(request.prompt.strip(), family.max_prompt_chars)
+        negative = _truncate(request.negative_prompt.strip(), family.max_prompt_chars)
+        if not prompt:
+            raise ValueError("image prompt is empty")
+        # Fold rather than clamp so out-of-range seeds stay distinct instead of collapsing onto the maximum.
+        seed = request.seed % (family.max_seed + 1)
+        if family.kind == "stability":
+            body: dict[str, Any] = {"prompt": prompt}
+            if negative:
+                body["negative_prompt"] = negative
+            body.update({"output_format": "png", "aspect_ratio": "16:9", "seed": seed})
+            return body
+        text_params = {"text": prompt}
+        if negative:
+            text_params["negativeText"] = negative
+        return {
+            "taskType": "TEXT_IMAGE",
+            "textToImageParams": text_params,
+            # 1280x768 is on Titan's supported-size list and meets Nova's rules (multiples of 16, <= 4.19 MP).
+            "imageGenerationConfig": {
+                "numberOfImages": 1,
+                "width": 1280,
+                "height": 768,
+                "cfgScale": 8.0,
+                "seed": seed,
+            },
+        }
+
+    def _parse(self, raw: bytes) -> bytes:
+        try:
+            payload = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise PermanentGenerationError("invalid_response", "response body is not JSON") from exc
+        if not isinstance(payload, dict):
+            raise PermanentGenerationError("invalid_response", "response body is not a JSON object")
+        if self._family.kind == "stability":
+            reasons = payload.get("finish_reasons") or [None]
+            reason = reasons[0] if isinstance(reasons, list) else reasons
+            if reason:
+                if str(reason).startswith("Filter reason"):
+                    raise ContentFilteredError(str(reason))
+                raise TransientGenerationError("provider_error", str(reason))  # e.g. "Inference error"
+        elif payload.get("error"):
+            raise ContentFilteredError(str(payload["error"]))
+        images = payload.get("images")
+        if not isinstance(images, list) or not images or not isinstance(images[0], str):
+            raise PermanentGenerationError("invalid_response", "response has no image")
+        try:
+            data = base64.b64decode(images[0], validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise PermanentGenerationError("invalid_response", "image is not valid base64") from exc
+        if not data.startswith(PNG_SIGNATURE):
+            raise PermanentGenerationError("invalid_response", "image is not a PNG")
+        return data
+
+
+def _map_client_error(exc: ClientError) -> Exception:
+    error = exc.response.get("Error", {})
+    code = error.get("Code", "")
+    detail = f"{code}: {error.get('Message', '')}"
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    if code == "ValidationException":
+        # Bedrock reports a prompt refused by its content filter as a ValidationException.
+        return ContentFilteredError(detail)
+    if code == "ModelTimeoutException":
+        return TransientGenerationError("timeout", detail)
+    if code in _SERVER_ERRORS or status >= 500:
+        return TransientGenerationError("provider_error", detail)
+    if code in _THROTTLED or status == 429:
+        return TransientGenerationError("throttled", detail)
+    return PermanentGenerationError("provider_error", detail)

@@ -1,0 +1,125 @@
+"""Queueing generation jobs: one conditional write per record, then SQS messages in batches of 10.
+
+The record is marked queued before its message is sent, so a message never exists for a record that
+is not queued; if the send fails the mark is rolled back to failed (`enqueue_failed`) and reported.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+from image_recovery.batches import BatchRepository
+from image_recovery.jobs import ImageJob
+from image_recovery.models import ImageStatus, TravelRecord
+from image_recovery.observability import logger
+from image_recovery.repository import RecordRepository
+
+SQS_BATCH_LIMIT = 10
+
+QUEUED, SKIPPED, FAILED = "queued", "skipped", "failed"
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    type: str
+    id: str
+    outcome: str
+    reason: str | None = None
+
+
+def skip_reason(record: TravelRecord) -> str | None:
+    """Why a record must not be queued now, or None if it may be."""
+    if not record.image_missing:
+        return "has_image"
+    if record.image_status == ImageStatus.QUEUED:
+        return "already_queued"
+    if record.image_status == ImageStatus.GENERATING:
+        return "already_generating"
+    return None
+
+
+def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+class JobQueue:
+    """Sends job messages to SQS, at most ten per request."""
+
+    def __init__(self, client: Callable[[], Any], queue_url: str) -> None:
+        self._client = client
+        self._queue_url = queue_url
+
+    def send(self, jobs: Sequence[ImageJob]) -> set[str]:
+        """Send up to ten jobs; return the job ids that SQS did not accept."""
+        if len(jobs) > SQS_BATCH_LIMIT:
+            raise ValueError(f"at most {SQS_BATCH_LIMIT} jobs per call, got {len(jobs)}")
+        entries = [{"Id": str(i), "MessageBody": job.to_message()} for i, job in enumerate(jobs)]
+        try:
+            response = self._client().send_message_batch(QueueUrl=self._queue_url, Entries=entries)
+        except Exception:
+            logger.exception("send_message_batch failed", extra={"jobs": len(jobs)})
+            return {job.job_id for job in jobs}
+        failed = response.get("Failed", [])
+        if failed:
+            logger.error("SQS refused messages", extra={"failed": failed})
+        return {jobs[int(entry["Id"])].job_id for entry in failed}
+
+
+class Queuer:
+    def __init__(self, records: RecordRepository, batches: BatchRepository, queue: JobQueue) -> None:
+        self._records = records
+        self._batches = batches
+        self._queue = queue
+
+    def queue(self, candidates: Iterable[TravelRecord], *, batch_id: str, style_id: str) -> Iterator[ItemOutcome]:
+        """Queue each record at most once; yields one outcome per record, in order, chunk by chunk."""
+        for chunk in chunked(candidates, SQS_BATCH_LIMIT):
+            yield from self._queue_chunk(chunk, batch_id=batch_id, style_id=style_id)
+
+    def _queue_chunk(self, chunk: list[TravelRecord], *, batch_id: str, style_id: str) -> list[ItemOutcome]:
+        outcomes: dict[int, ItemOutcome] = {}
+        marked: list[tuple[int, TravelRecord, ImageJob]] = []
+        for index, record in enumerate(chunk):
+            reason = skip_reason(record)
+            if reason is None:
+                job = ImageJob.for_record(record, job_id=uuid.uuid4().hex, batch_id=batch_id, style_id=style_id)
+                try:
+                    claimed = self._records.mark_queued(record, job_id=job.job_id, batch_id=batch_id, style_id=style_id)
+                except Exception:
+                    logger.exception("could not mark record queued", extra={"sk": record.sk})
+                    outcomes[index] = ItemOutcome(record.kind.label, record.id, FAILED, "storage_error")
+                    continue
+                if claimed:
+                    marked.append((index, record, job))
+                    continue
+                reason = self._reason_after_lost_race(record)
+            outcomes[index] = ItemOutcome(record.kind.label, record.id, SKIPPED, reason)
+
+        rejected = self._queue.send([job for _, _, job in marked]) if marked else set()
+        for index, record, job in marked:
+            if job.job_id in rejected:
+                self._release(record, job)
+                outcomes[index] = ItemOutcome(record.kind.label, record.id, FAILED, "enqueue_failed")
+            else:
+                outcomes[index] = ItemOutcome(record.kind.label, record.id, QUEUED)
+        self._batches.add_queued(batch_id, len(marked) - len(rejected))
+        return [outcomes[i] for i in range(len(chunk))]
+
+    def _release(self, record: TravelRecord, job: ImageJob) -> None:
+        """Its message never left: record the failure so the record can be queued again."""
+        try:
+            self._records.mark_failed(record, job.job_id, reason="enqueue_failed")
+        except Exception:
+            # Left queued without a message; the sweep's stuck-job pass will pick it up.
+            logger.exception("could not release record after failed send", extra={"sk": record.sk})
+
+    def _reason_after_lost_race(self, record: TravelRecord) -> str:
+        """The conditional write lost to a concurrent writer: read what it did, for an honest reason."""
+        current = self._records.get(record.pk, record.sk)
+        return (skip_reason(current) if current else None) or "already_queued"

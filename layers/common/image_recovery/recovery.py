@@ -1,0 +1,172 @@
+"""What the HTTP API does for a signed-in user, free of HTTP: list, queue, follow progress."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from image_recovery.batches import BatchProgress, BatchRepository
+from image_recovery.errors import BadRequestError, NotFoundError
+from image_recovery.models import Reservation, Segment, TravelRecord, Trip
+from image_recovery.observability import logger, metrics
+from image_recovery.queueing import FAILED, ItemOutcome, Queuer
+from image_recovery.repository import RecordRepository
+from image_recovery.styles import PromptStyle, StyleCatalog
+
+
+@dataclass(frozen=True)
+class MissingImages:
+    trips: list[dict]
+    segments: list[dict]
+    reservations: list[dict]
+
+    @property
+    def count(self) -> int:
+        return len(self.trips) + len(self.segments) + len(self.reservations)
+
+
+@dataclass(frozen=True)
+class QueueResult:
+    batch_id: str
+    style_id: str
+    items: list[ItemOutcome]
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        counts = Counter((item.type, item.outcome) for item in self.items)
+        return {
+            f"{kind}s": {outcome: counts[(kind, outcome)] for outcome in ("queued", "skipped", "failed")}
+            for kind in ("trip", "segment", "reservation")
+        }
+
+
+def _newest_first(records: list[TravelRecord]) -> list[TravelRecord]:
+    return sorted(records, key=lambda r: (r.created_at or "", r.id), reverse=True)
+
+
+def _state(record: TravelRecord) -> dict:
+    return {
+        "id": record.id,
+        "createdAt": record.created_at,
+        "imageStatus": record.effective_status.value,
+        "imageError": record.image_error,
+        "imageUpdatedAt": record.image_updated_at,
+    }
+
+
+def missing_images_view(records: Sequence[TravelRecord]) -> MissingImages:
+    """The user's records without images, newest first, each with its parents' names."""
+    by_sk = {r.sk: r for r in records}
+
+    def title_of(trip_id: str | None) -> str | None:
+        trip = by_sk.get(Trip.sort_key(trip_id or ""))
+        return trip.title if isinstance(trip, Trip) else None
+
+    def name_of(trip_id: str | None, segment_id: str | None) -> str | None:
+        segment = by_sk.get(Segment.sort_key(trip_id or "", segment_id or ""))
+        return segment.name if isinstance(segment, Segment) else None
+
+    missing = _newest_first([r for r in records if r.image_missing])
+    trips = [
+        {**_state(r), "title": r.title, "startDate": r.start_date, "endDate": r.end_date, "destination": r.destination}
+        for r in missing
+        if isinstance(r, Trip)
+    ]
+    segments = [
+        {
+            **_state(r),
+            "name": r.name,
+            "tripId": r.trip_id,
+            "tripTitle": title_of(r.trip_id),
+            "startLocation": r.start_location,
+            "endLocation": r.end_location,
+        }
+        for r in missing
+        if isinstance(r, Segment)
+    ]
+    reservations = [
+        {
+            **_state(r),
+            "name": r.name,
+            "tripId": r.trip_id,
+            "tripTitle": title_of(r.trip_id),
+            "segmentId": r.segment_id,
+            "segmentName": name_of(r.trip_id, r.segment_id),
+            "type": r.reservation_type,
+            "location": r.location,
+            "startTime": r.start_time,
+        }
+        for r in missing
+        if isinstance(r, Reservation)
+    ]
+    return MissingImages(trips, segments, reservations)
+
+
+class RecoveryService:
+    def __init__(
+        self,
+        records: RecordRepository,
+        batches: BatchRepository,
+        styles: StyleCatalog,
+        queuer: Queuer,
+        *,
+        max_ids_per_request: int,
+    ) -> None:
+        self._records = records
+        self._batches = batches
+        self._styles = styles
+        self._queuer = queuer
+        self._max_ids = max_ids_per_request
+
+    def missing_images(self, user_id: str) -> MissingImages:
+        return missing_images_view(self._records.user_records(user_id))
+
+    def queue(
+        self, user_id: str, requested: Sequence[tuple[str, str]], *, queue_all: bool, style_id: str | None
+    ) -> QueueResult:
+        """Queue the named records (or all missing ones). Validates everything before writing anything."""
+        if not queue_all and not requested:
+            raise BadRequestError(
+                "no_records",
+                'Name at least one record in tripIds, segmentIds or reservationIds, or send {"all": true}.',
+            )
+        if len(requested) > self._max_ids:
+            raise BadRequestError("too_many_ids", f"At most {self._max_ids} ids per request; got {len(requested)}.")
+        style = self._styles.resolve(style_id)
+
+        records = self._records.user_records(user_id)
+        if queue_all:
+            candidates = _newest_first([r for r in records if r.image_missing])
+        else:
+            index = {(r.kind.label, r.id): r for r in records}
+            candidates = [index[pair] for pair in requested if pair in index]
+
+        batch_id = str(uuid.uuid4())
+        self._batches.create(batch_id, owner=user_id, style_id=style.id)
+        outcomes = {(o.type, o.id): o for o in self._queuer.queue(candidates, batch_id=batch_id, style_id=style.id)}
+        if queue_all:
+            items = list(outcomes.values())
+        else:
+            # Unknown ids and other users' ids look the same: not_found, and nothing written for them.
+            items = [outcomes.get(pair) or ItemOutcome(*pair, FAILED, "not_found") for pair in requested]
+        self._record_metrics(items)
+        logger.info("queued image jobs", extra={"batch_id": batch_id, "items": len(items)})
+        return QueueResult(batch_id, style.id, items)
+
+    def progress(self, user_id: str, batch_id: str) -> BatchProgress:
+        batch = self._batches.get(batch_id)
+        if batch is None or batch.user_id != user_id:
+            raise NotFoundError(f"No batch {batch_id!r}.")
+        return BatchProgress.of(batch)
+
+    def styles(self) -> list[PromptStyle]:
+        return self._styles.all()
+
+    @staticmethod
+    def _record_metrics(items: list[ItemOutcome]) -> None:
+        counts = Counter(item.outcome for item in items)
+        metrics.add_metric(name="JobsQueued", unit=MetricUnit.Count, value=counts["queued"])
+        metrics.add_metric(name="JobsSkipped", unit=MetricUnit.Count, value=counts["skipped"])

@@ -1,0 +1,132 @@
+"""Reads and conditional state changes on travel records. The only module that queries the travel table.
+
+Every state change is a conditional write: the condition, not a prior read, decides whether a record
+may move, so concurrent requests, sweeps and redelivered messages can never queue or overwrite twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+
+from pynamodb.exceptions import UpdateError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.operand import Path
+
+from image_recovery.models import IN_FLIGHT, ImageStatus, Reservation, Segment, TravelRecord, Trip, user_pk
+
+_TRAVEL_CLASSES = (Trip, Segment, Reservation)
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+MAX_ERROR_DETAIL = 500
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def image_missing_condition() -> Condition:
+    return (
+        TravelRecord.image_url.does_not_exist()
+        | Path(TravelRecord.image_url).is_type("NULL")
+        | (TravelRecord.image_url == "")
+    )
+
+
+def _is_travel_record() -> Condition:
+    return TravelRecord.entity_type.is_in(*_TRAVEL_CLASSES)
+
+
+def _not_in_flight() -> Condition:
+    return ~TravelRecord.image_status.is_in(*IN_FLIGHT)
+
+
+def _owned_by_job(job_id: str) -> Condition:
+    return TravelRecord.image_job_id == job_id
+
+
+def _conditional_update(record: TravelRecord, actions: list, condition: Condition) -> bool:
+    """Apply `actions` if `condition` holds; False when it does not (someone else got there first)."""
+    try:
+        record.update(actions=actions, condition=condition)
+    except UpdateError as error:
+        if error.cause_response_code == _CONDITION_FAILED:
+            return False
+        raise
+    return True
+
+
+class RecordRepository:
+    def user_records(self, user_id: str) -> list[TravelRecord]:
+        """Every trip, segment and reservation of one user (other item kinds in the partition are ignored)."""
+        return list(TravelRecord.query(user_pk(user_id), filter_condition=_is_travel_record()))
+
+    def get(self, pk: str, sk: str) -> TravelRecord | None:
+        try:
+            record = TravelRecord.get(pk, sk, consistent_read=True)
+        except TravelRecord.DoesNotExist:
+            return None
+        return record if isinstance(record, _TRAVEL_CLASSES) else None
+
+    def get_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], TravelRecord]:
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return {}
+        return {(r.pk, r.sk): r for r in TravelRecord.batch_get(unique)}
+
+    def scan_queueable(self, segment: int, total_segments: int) -> Iterator[TravelRecord]:
+        """Records missing an image that nobody is working on, from one parallel-scan segment."""
+        condition = _is_travel_record() & image_missing_condition() & _not_in_flight()
+        return TravelRecord.scan(condition, segment=segment, total_segments=total_segments)
+
+    def mark_queued(self, record: TravelRecord, *, job_id: str, batch_id: str, style_id: str) -> bool:
+        now = utc_now()
+        actions = [
+            TravelRecord.image_status.set(ImageStatus.QUEUED.value),
+            TravelRecord.image_job_id.set(job_id),
+            TravelRecord.image_batch_id.set(batch_id),
+            TravelRecord.image_style_id.set(style_id),
+            TravelRecord.image_queued_at.set(now),
+            TravelRecord.image_updated_at.set(now),
+            TravelRecord.image_error.remove(),
+            TravelRecord.image_error_detail.remove(),
+        ]
+        return _conditional_update(record, actions, image_missing_condition() & _not_in_flight())
+
+    def mark_generating(self, record: TravelRecord, job_id: str) -> bool:
+        """queued -> generating for this job; counts an attempt."""
+        actions = [
+            TravelRecord.image_status.set(ImageStatus.GENERATING.value),
+            TravelRecord.image_attempts.add(1),
+            TravelRecord.image_updated_at.set(utc_now()),
+        ]
+        condition = (
+            _owned_by_job(job_id) & (TravelRecord.image_status == ImageStatus.QUEUED.value) & image_missing_condition()
+        )
+        return _conditional_update(record, actions, condition)
+
+    def mark_ready(self, record: TravelRecord, job_id: str, *, image_url: str, image_key: str) -> bool:
+        """Write the image back, unless an image was set meanwhile or another job took the record."""
+        actions = [
+            TravelRecord.image_url.set(image_url),
+            TravelRecord.image_key.set(image_key),
+            TravelRecord.image_status.set(ImageStatus.READY.value),
+            TravelRecord.image_updated_at.set(utc_now()),
+            TravelRecord.image_error.remove(),
+            TravelRecord.image_error_detail.remove(),
+        ]
+        condition = _owned_by_job(job_id) & image_missing_condition()
+        return _conditional_update(record, actions, condition)
+
+    def mark_failed(self, record: TravelRecord, job_id: str, *, reason: str, detail: str = "") -> bool:
+        actions = [
+            TravelRecord.image_status.set(ImageStatus.FAILED.value),
+            TravelRecord.image_error.set(reason),
+            TravelRecord.image_updated_at.set(utc_now()),
+        ]
+        actions.append(
+            TravelRecord.image_error_detail.set(detail[:MAX_ERROR_DETAIL])
+            if detail
+            else TravelRecord.image_error_detail.remove()
+        )
+        condition = _owned_by_job(job_id) & image_missing_condition() & TravelRecord.image_status.is_in(*IN_FLIGHT)
+        return _conditional_update(record, actions, condition)

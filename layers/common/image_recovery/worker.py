@@ -1,0 +1,124 @@
+"""One image job, start to finish: claim the record, build the prompt, generate, store, write back."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from time import perf_counter
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from image_recovery.batches import BatchRepository
+from image_recovery.errors import GenerationError
+from image_recovery.jobs import ImageJob
+from image_recovery.models import ImageStatus, Reservation, Segment, TravelRecord, Trip, user_pk
+from image_recovery.observability import logger, metrics
+from image_recovery.prompts import build_prompt
+from image_recovery.providers import ImageProvider, ImageRequest
+from image_recovery.repository import RecordRepository
+from image_recovery.storage import ImageStore, image_key
+from image_recovery.styles import StyleCatalog
+
+
+@dataclass(frozen=True)
+class JobResult:
+    job_id: str
+    outcome: str  # succeeded | failed | skipped
+    reason: str | None = None
+    image_key: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class ImageWorker:
+    def __init__(
+        self,
+        records: RecordRepository,
+        batches: BatchRepository,
+        styles: StyleCatalog,
+        provider: ImageProvider,
+        store: ImageStore,
+    ) -> None:
+        self._records = records
+        self._batches = batches
+        self._styles = styles
+        self._provider = provider
+        self._store = store
+
+    def process(self, job: ImageJob) -> JobResult:
+        """Raises only for faults worth a retry (transient generation errors, AWS errors)."""
+        record = self._records.get(job.pk, job.sk)
+        if record is None or record.id != job.record_id or record.kind != job.entity_type:
+            logger.warning("job's record no longer exists", extra={"sk": job.sk})
+            self._batches.finished(job.batch_id, succeeded=False, was_generating=False)
+            return JobResult(job.job_id, "failed", "not_found")
+        if record.image_job_id != job.job_id:
+            return JobResult(job.job_id, "skipped", "superseded")
+        if record.image_status == ImageStatus.QUEUED:
+            if not self._records.mark_generating(record, job.job_id):
+                return JobResult(job.job_id, "skipped", "superseded")
+            self._batches.started(job.batch_id)
+        elif record.image_status != ImageStatus.GENERATING:
+            # ready or failed already: a redelivery of a job that has ended.
+            return JobResult(job.job_id, "skipped", f"already_{record.image_status}")
+
+        try:
+            return self._generate(job, record)
+        except GenerationError as error:
+            if error.retryable:
+                metrics.add_metric(name="GenerationRetried", unit=MetricUnit.Count, value=1)
+                raise
+            return self._fail(job, record, error.reason, error.detail)
+
+    def _generate(self, job: ImageJob, record: TravelRecord) -> JobResult:
+        trip, segment = self._parents(record)
+        style = self._styles.resolve_or_default(job.style_id)
+        parts = build_prompt(record, style, trip=trip, segment=segment)
+        request = ImageRequest(
+            prompt=parts.prompt,
+            negative_prompt=parts.negative_prompt,
+            title=parts.title,
+            subtitle=parts.subtitle,
+            style_id=style.id,
+            seed=parts.seed,
+        )
+        started = perf_counter()
+        image = self._provider.generate(request)
+        metrics.add_metric(
+            name="GenerationLatency", unit=MetricUnit.Milliseconds, value=(perf_counter() - started) * 1000
+        )
+
+        key = image_key(record, job.job_id)
+        url = self._store.put(key, image.data, image.content_type)
+        if not self._records.mark_ready(record, job.job_id, image_url=url, image_key=key):
+            # An image arrived meanwhile (another writer) or the record was re-queued: keep theirs.
+            self._store.delete(key)
+            self._batches.finished(job.batch_id, succeeded=True, was_generating=True)
+            return JobResult(job.job_id, "skipped", "image_set_meanwhile")
+        self._batches.finished(job.batch_id, succeeded=True, was_generating=True)
+        metrics.add_metric(name="ImagesGenerated", unit=MetricUnit.Count, value=1)
+        logger.info("image stored", extra={"image_key": key, "model": image.model})
+        return JobResult(job.job_id, "succeeded", image_key=key)
+
+    def _fail(self, job: ImageJob, record: TravelRecord, reason: str, detail: str) -> JobResult:
+        logger.warning("generation failed permanently", extra={"reason": reason, "detail": detail})
+        if self._records.mark_failed(record, job.job_id, reason=reason, detail=detail):
+            self._batches.finished(job.batch_id, succeeded=False, was_generating=True)
+        metrics.add_metric(name=f"GenerationFailed_{reason}", unit=MetricUnit.Count, value=1)
+        return JobResult(job.job_id, "failed", reason)
+
+    def _parents(self, record: TravelRecord) -> tuple[Trip | None, Segment | None]:
+        """The trip (and segment) above a record, read in one BatchGetItem, for the prompt's context."""
+        if isinstance(record, Trip):
+            return None, None
+        pk = user_pk(record.owner_id)
+        trip_key = (pk, Trip.sort_key(record.trip_id or ""))
+        segment_key = (
+            (pk, Segment.sort_key(record.trip_id or "", record.segment_id or ""))
+            if isinstance(record, Reservation)
+            else None
+        )
+        found = self._records.get_many([k for k in (trip_key, segment_key) if k])
+        trip = found.get(trip_key)
+        segment = found.get(segment_key) if segment_key else None
+        return (trip if isinstance(trip, Trip) else None), (segment if isinstance(segment, Segment) else None)
