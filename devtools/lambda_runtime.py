@@ -84,3 +84,31 @@ def sqs_event(messages: list[dict], queue_arn: str) -> dict:
             }
         )
     return {"Records": records}
+
+
+def drain_queue(queue_url: str, queue_arn: str, worker: ModuleType, *, region: str, batch_size: int = 5) -> dict:
+    """Feed a queue to the worker until it is empty, as Lambda's SQS poller does.
+
+    Messages the worker reports as failed stay on the queue (invisible until their visibility timeout),
+    so draining stops at the first batch with failures and reports them.
+    """
+    import boto3
+
+    sqs = boto3.client("sqs", region_name=region)
+    handled = failed = 0
+    while messages := sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=batch_size, AttributeNames=["All"]
+    ).get("Messages", []):
+        response = worker.lambda_handler(sqs_event(messages, queue_arn), LambdaContext())
+        failures = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+        done = [m for m in messages if m["MessageId"] not in failures]
+        if done:
+            sqs.delete_message_batch(
+                QueueUrl=queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+            )
+        handled += len(done)
+        failed += len(failures)
+        if failures:
+            break
+    return {"handled": handled, "failed": failed}

@@ -176,8 +176,10 @@ def _create_bucket(stack: LocalStack, logical_id: str, props: dict) -> None:
     if "BucketEncryption" in props:
         # CloudFormation's ServerSideEncryptionByDefault is the API's ApplyServerSideEncryptionByDefault.
         rules = [
-            {("ApplyServerSideEncryptionByDefault" if k == "ServerSideEncryptionByDefault" else k): v
-             for k, v in rule.items()}
+            {
+                ("ApplyServerSideEncryptionByDefault" if k == "ServerSideEncryptionByDefault" else k): v
+                for k, v in rule.items()
+            }
             for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
         ]
         client.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})

@@ -6,11 +6,10 @@ import json
 from collections.abc import Callable, Iterator
 from types import ModuleType
 
-import boto3
 import pytest
 from moto import mock_aws
 
-from devtools.lambda_runtime import LambdaContext, load_handler, sqs_event
+from devtools.lambda_runtime import LambdaContext, load_handler
 from devtools.seed import put_items, sample_items
 from devtools.template_resources import LocalStack, build_stack
 from image_recovery import aws
@@ -71,35 +70,3 @@ def call_api(api: ModuleType, event: dict) -> tuple[int, dict]:
     """Invoke the API handler; return (status, parsed JSON body)."""
     response = api.lambda_handler(event, LambdaContext())
     return response["statusCode"], json.loads(response["body"]) if response.get("body") else {}
-
-
-def receive_all(stack: LocalStack, logical_id: str = "JobQueue") -> list[dict]:
-    """Every message waiting on a queue (received, so invisible until their timeout)."""
-    sqs = boto3.client("sqs", region_name=REGION)
-    messages: list[dict] = []
-    while batch := sqs.receive_message(
-        QueueUrl=stack.physical(logical_id), MaxNumberOfMessages=10, AttributeNames=["All"]
-    ).get("Messages", []):
-        messages.extend(batch)
-    return messages
-
-
-def drain(stack: LocalStack, worker: ModuleType) -> list[dict]:
-    """Run the worker on the queue until it is empty, deleting what it reports done, like the SQS poller."""
-    sqs = boto3.client("sqs", region_name=REGION)
-    url = stack.physical("JobQueue")
-    responses = []
-    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=5, AttributeNames=["All"]).get(
-        "Messages", []
-    ):
-        response = worker.lambda_handler(sqs_event(messages, stack.arns["JobQueue"]), LambdaContext())
-        failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
-        done = [m for m in messages if m["MessageId"] not in failed]
-        if done:
-            sqs.delete_message_batch(
-                QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)]
-            )
-        responses.append(response)
-        if failed:
-            break  # the failed ones stay invisible until their visibility timeout; the caller decides
-    return responses

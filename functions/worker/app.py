@@ -9,7 +9,7 @@ from image_recovery.observability import logger, metrics, tracer
 runtime = bootstrap.WorkerRuntime(WorkerSettings.from_env())
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:

@@ -1,0 +1,49 @@
+# The README's commands. Each sets up what it needs on a fresh machine (Python 3.11+ and pip).
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+VENV       := .venv
+PY         := $(VENV)/bin/python
+STAMP      := $(VENV)/.installed
+SAM_VENV   := .venv-sam
+SAM        := $(SAM_VENV)/bin/sam
+SAM_VERSION := 1.170.0
+
+$(STAMP): requirements-dev.txt layers/common/requirements.txt
+	@test -x $(PY) || "$$(scripts/find-python)" -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+$(SAM):
+	"$$(scripts/find-python)" -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_VERSION)
+
+.PHONY: help demo test lint validate build clean
+help:
+	@echo "make demo      run the main job end to end on an embedded AWS (moto on 127.0.0.1)"
+	@echo "make test      run the whole test suite"
+	@echo "make lint      ruff and cfn-lint"
+	@echo "make validate  sam validate --lint and sam build (needs python3.13 for the build)"
+
+demo: $(STAMP)
+	$(PY) -m devtools.demo
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/cfn-lint template.yaml
+
+validate: $(SAM)
+	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint --region us-east-1
+	@py313="$$(scripts/find-python --exact 3.13)" || { echo "sam build needs python3.13 (Lambda's runtime) on this machine" >&2; exit 1; }; \
+	  SAM_CLI_TELEMETRY=0 PATH="$$(dirname "$$py313"):$$PATH" $(SAM) build
+	@test -f .aws-sam/build/CommonLayer/python/image_recovery/__init__.py \
+	  || { echo "layer layout is wrong: image_recovery is not under python/ in the built layer" >&2; exit 1; }
+	@echo "sam build: layer package is at python/image_recovery (imported from /opt/python on Lambda)"
+
+clean:
+	rm -rf .aws-sam out .pytest_cache .ruff_cache
