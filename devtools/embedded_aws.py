@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from moto.server import ThreadedMotoServer
 
 from devtools.template_resources import LocalStack, build_stack
+from image_recovery import aws
 
 REGION = "us-east-1"
 FUNCTIONS = {"api": "ApiFunction", "worker": "WorkerFunction", "sweep": "SweepFunction"}
@@ -39,9 +40,11 @@ def embedded_aws() -> Iterator[LocalStack]:
         POWERTOOLS_TRACE_DISABLED="true",
     )
     os.environ.pop("AWS_PROFILE", None)
+    aws.reset()  # clients made before now point elsewhere
     try:
         yield build_stack(region=REGION)
     finally:
+        aws.reset()
         server.stop()
         os.environ.clear()
         os.environ.update(saved)

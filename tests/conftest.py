@@ -66,7 +66,25 @@ def context() -> LambdaContext:
     return LambdaContext()
 
 
-def call_api(api: ModuleType, event: dict) -> tuple[int, dict]:
-    """Invoke the API handler; return (status, parsed JSON body)."""
-    response = api.lambda_handler(event, LambdaContext())
-    return response["statusCode"], json.loads(response["body"]) if response.get("body") else {}
+@pytest.fixture
+def world(stack: LocalStack) -> Callable[[], dict]:
+    """A snapshot of everything the service can write, to prove that a request changed nothing."""
+    import boto3
+
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+
+    def snapshot() -> dict:
+        tables = {
+            name: sorted(
+                json.dumps(item, sort_keys=True)
+                for item in dynamodb.scan(TableName=stack.physical(name), ConsistentRead=True)["Items"]
+            )
+            for name in ("TravelTable", "BatchTable", "IdempotencyTable")
+        }
+        queued = sqs.get_queue_attributes(
+            QueueUrl=stack.physical("JobQueue"), AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]["ApproximateNumberOfMessages"]
+        return {"tables": tables, "messages": int(queued)}
+
+    return snapshot

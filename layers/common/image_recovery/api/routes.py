@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -29,11 +30,18 @@ class Unauthorized(Exception):
     """No usable `sub` claim: the authorizer did not run or the token carries no subject."""
 
 
-def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
+def error_body(code: str, message: str, details: Any = None) -> dict:
+    """DESIGN §3: every error is {"error": {"code", "message"}}, validation errors with details."""
     error: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
         error["details"] = details
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body={"error": error})
+    return {"error": error}
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
+    return Response(
+        status_code=status, content_type=content_types.APPLICATION_JSON, body=error_body(code, message, details)
+    )
 
 
 def _validation_details(error: RequestValidationError) -> list[dict]:
@@ -123,11 +131,15 @@ class Api:
             return error_response(500, "internal_error", "Something went wrong on our side; nothing was lost.")
 
     def handle(self, event: dict, context: Any) -> dict:
-        body = event.get("body") or ""
-        if len(body) > MAX_BODY_BYTES:
-            return error_response(
-                413, "body_too_large", f"Request bodies are limited to {MAX_BODY_BYTES} bytes."
-            ).build(event)  # type: ignore[attr-defined]
+        if len(event.get("body") or "") > MAX_BODY_BYTES:
+            # Refused before the resolver parses it: a 10 MB body should not cost a 10 MB parse.
+            message = f"Request bodies are limited to {MAX_BODY_BYTES} bytes."
+            return {
+                "statusCode": 413,
+                "headers": {"Content-Type": content_types.APPLICATION_JSON},
+                "body": json.dumps(error_body("body_too_large", message)),
+                "isBase64Encoded": False,
+            }
         return self.resolver.resolve(event, context)
 
 

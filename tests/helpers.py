@@ -1,0 +1,49 @@
+"""Small helpers shared by the integration tests."""
+
+from __future__ import annotations
+
+import json
+from types import ModuleType
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer
+
+from devtools.lambda_runtime import LambdaContext
+from devtools.template_resources import LocalStack
+
+REGION = "us-east-1"
+
+
+def call_api(api: ModuleType, event: dict) -> tuple[int, dict]:
+    """Invoke the API handler; return (status, parsed JSON body)."""
+    response = api.lambda_handler(event, LambdaContext())
+    assert response["headers"]["Content-Type"] == "application/json"
+    return response["statusCode"], json.loads(response["body"])
+
+
+def table_item(stack: LocalStack, pk: str, sk: str) -> dict | None:
+    """One travel-table item as plain Python values (None where DynamoDB holds NULL)."""
+    raw = (
+        boto3.client("dynamodb", region_name=REGION)
+        .get_item(TableName=stack.physical("TravelTable"), Key={"PK": {"S": pk}, "SK": {"S": sk}}, ConsistentRead=True)
+        .get("Item")
+    )
+    return {k: TypeDeserializer().deserialize(v) for k, v in raw.items()} if raw else None
+
+
+def queued_jobs(stack: LocalStack) -> list[dict]:
+    """Bodies of every message waiting on the job queue (received with a zero visibility timeout)."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = stack.physical("JobQueue")
+    waiting = int(
+        sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
+            "ApproximateNumberOfMessages"
+        ]
+    )
+    seen: dict[str, dict] = {}
+    for _ in range(100):
+        if len(seen) >= waiting:
+            break
+        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)["Messages"]:
+            seen[message["MessageId"]] = json.loads(message["Body"])
+    return list(seen.values())
