@@ -20,7 +20,14 @@ def make_trip(title: str = "Big Euro Adventure", trip_id: str = "t1", **extra: s
 
 def make_segment(name: str = "Paris to Rome", **extra: str) -> Segment:
     return Segment(
-        "USER#u1", Segment.sort_key("t1", "s1"), id="s1", user_id="u1", trip_id="t1", name=name, created_at=CREATED, **extra
+        "USER#u1",
+        Segment.sort_key("t1", "s1"),
+        id="s1",
+        user_id="u1",
+        trip_id="t1",
+        name=name,
+        created_at=CREATED,
+        **extra,
     )
 
 
@@ -118,7 +125,12 @@ def test_a_template_without_subject_still_mentions_the_subject() -> None:
 # ------------------------------------------------------------------ cleaning and caps
 @pytest.mark.parametrize(
     "dirty",
-    ["Big\nEuro\r\nAdventure", "Big\tEuro\x00Adventure", "Big\x1b[31mEuro\x7fAdventure", "Big\u2028Euro\u200bAdventure"],
+    [
+        "Big\nEuro\r\nAdventure",
+        "Big\tEuro\x00Adventure",
+        "Big\x1b[31mEuro\x7fAdventure",
+        "Big\u2028Euro\u200bAdventure",
+    ],
 )
 def test_control_characters_and_line_breaks_are_removed(dirty: str) -> None:
     trip = make_trip(title=dirty, destination="Paris\nRome")
