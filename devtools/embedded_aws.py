@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -30,6 +31,8 @@ def embedded_aws() -> Iterator[LocalStack]:
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    # moto keeps its state per process: start every embedded AWS empty, even a second one in the same process.
+    urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/moto-api/reset", method="POST"))
     saved = dict(os.environ)
     os.environ.update(
         AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",

@@ -85,7 +85,9 @@ class WorkerRuntime:
             lambda: aws.client("s3"), settings.image_bucket, region=settings.region, url_base=settings.image_url_base
         )
         self.worker = ImageWorker(RecordRepository(), BatchRepository(), StyleCatalog(), provider, store)
-        self._processor = BatchProcessor(event_type=EventType.SQS, model=JobRecord)
+        # Failed records are always reported item by item, even when all fail, so Lambda's SQS poller
+        # retries exactly those and the function's Errors metric means a crash, not a throttled model.
+        self._processor = BatchProcessor(event_type=EventType.SQS, model=JobRecord, raise_on_entire_batch_failure=False)
         self._idempotency = IdempotencyConfig(
             event_key_jmespath="job_id", expires_after_seconds=IDEMPOTENCY_TTL_SECONDS
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .base import GeneratedImage, ImageProvider, ImageRequest
+from image_recovery.providers.base import GeneratedImage, ImageProvider, ImageRequest
 
 __all__ = ["GeneratedImage", "ImageProvider", "ImageRequest", "build_provider"]
 
@@ -13,11 +13,13 @@ __all__ = ["GeneratedImage", "ImageProvider", "ImageRequest", "build_provider"]
 def build_provider(name: str, model_id: str, client_factory: Callable[[], Any]) -> ImageProvider:
     """Return the configured provider. `client_factory` builds the bedrock-runtime client ("bedrock" only)."""
     if name == "bedrock":
-        from .bedrock import BedrockImageProvider
+        from image_recovery.providers.bedrock import BedrockImageProvider
 
         return BedrockImageProvider(model_id, client_factory())
     if name == "local":
-        from .local import LocalImageProvider  # needs Pillow, which the Lambda layer does not ship
+        from image_recovery.providers.local import (
+            LocalImageProvider,
+        )  # needs Pillow, which the Lambda layer does not ship
 
         return LocalImageProvider()
     raise ValueError(f"unknown image provider {name!r}: expected 'bedrock' or 'local'")

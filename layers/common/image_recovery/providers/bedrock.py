@@ -16,13 +16,13 @@ from typing import Any
 from botocore.exceptions import ClientError, ConnectTimeoutError, HTTPClientError, ReadTimeoutError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from ..errors import (
+from image_recovery.errors import (
     ConfigurationError,
     ContentFilteredError,
     PermanentGenerationError,
     TransientGenerationError,
 )
-from .base import GeneratedImage, ImageRequest
+from image_recovery.providers.base import GeneratedImage, ImageRequest
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Geographic / global cross-region inference profile prefixes, e.g. "us.amazon.nova-canvas-v1:0".

@@ -14,7 +14,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("the local image provider needs Pillow: pip install Pillow") from exc
 
-from .base import GeneratedImage, ImageRequest
+from image_recovery.providers.base import GeneratedImage, ImageRequest
 
 WIDTH, HEIGHT = 1280, 720
 MODEL = "local-renderer"

@@ -1,0 +1,272 @@
+"""The worker through the real handler: SQS events as Lambda delivers them, moto resources from template.yaml."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import boto3
+import pytest
+from botocore.response import StreamingBody
+from botocore.stub import Stubber
+from PIL import Image
+
+from devtools.lambda_runtime import LambdaContext, drain_queue, http_event, load_event, sqs_event
+from devtools.seed import ALICE
+from image_recovery import aws
+from image_recovery.errors import TransientGenerationError
+from image_recovery.providers.local import LocalImageProvider
+from tests.helpers import REGION, call_api, table_item
+
+pytestmark = pytest.mark.integration
+
+TRIP_KEY = (f"USER#{ALICE}", "TRIP#trip-euro")
+
+
+@pytest.fixture
+def api(seeded, handler):
+    return handler("api")
+
+
+def queue(api, **ids) -> str:
+    _, body = call_api(api, http_event("api-queue-selected.json", sub=ALICE, body=ids or {"tripIds": ["trip-euro"]}))
+    return body["batchId"]
+
+
+def progress(api, batch_id: str) -> dict:
+    _, body = call_api(api, http_event("api-batch-progress.json", sub=ALICE, path_parameters={"batchId": batch_id}))
+    return body
+
+
+def receive(stack) -> list[dict]:
+    sqs = boto3.client("sqs", region_name=REGION)
+    return sqs.receive_message(QueueUrl=stack.physical("JobQueue"), MaxNumberOfMessages=10, AttributeNames=["All"])[
+        "Messages"
+    ]
+
+
+def objects(stack) -> list[str]:
+    listing = boto3.client("s3", region_name=REGION).list_objects_v2(Bucket=stack.physical("ImageBucket"))
+    return [o["Key"] for o in listing.get("Contents", [])]
+
+
+def drain(stack, worker) -> dict:
+    return drain_queue(stack.physical("JobQueue"), stack.arns["JobQueue"], worker, region=REGION)
+
+
+def test_a_job_ends_with_the_image_in_s3_and_its_url_on_the_record(api, handler, stack):
+    batch_id = queue(api, tripIds=["trip-euro"], segmentIds=["seg-paris-rome"], reservationIds=["res-eiffel"])
+    worker = handler("worker")
+
+    assert drain(stack, worker) == {"handled": 3, "failed": 0}
+
+    record = table_item(stack, *TRIP_KEY)
+    bucket = stack.physical("ImageBucket")
+    assert record["imageStatus"] == "ready"
+    assert record["imageKey"].startswith(f"images/{ALICE}/trip/trip-euro/")
+    assert record["imageUrl"] == f"https://{bucket}.s3.{REGION}.amazonaws.com/{record['imageKey']}"
+    png = boto3.client("s3", region_name=REGION).get_object(Bucket=bucket, Key=record["imageKey"])["Body"].read()
+    assert Image.open(io.BytesIO(png)).size == (1280, 720)
+    assert sorted(objects(stack)) == sorted(
+        table_item(stack, f"USER#{ALICE}", sk)["imageKey"]
+        for sk in (
+            "TRIP#trip-euro",
+            "TRIP#trip-euro#SEGMENT#seg-paris-rome",
+            "TRIP#trip-euro#SEGMENT#seg-paris-rome#RESERVATION#res-eiffel",
+        )
+    )
+    assert progress(api, batch_id) == {
+        "batchId": batch_id,
+        "total": 3,
+        "queued": 0,
+        "generating": 0,
+        "succeeded": 3,
+        "failed": 0,
+    }
+    _, listing = call_api(api, http_event("api-list-missing-images.json", sub=ALICE))
+    assert listing["count"] == 2
+
+
+def test_the_sample_worker_event_runs_as_sam_local_invoke_would(seeded, handler, stack):
+    job = json.loads(load_event("worker-sqs.json")["Records"][0]["body"])
+    from image_recovery.models import TravelRecord, bind
+    from image_recovery.repository import RecordRepository
+
+    bind(travel_table=stack.physical("TravelTable"), batch_table=stack.physical("BatchTable"), region=REGION)
+    record = TravelRecord.get(job["pk"], job["sk"])
+    assert RecordRepository().mark_queued(record, job_id=job["jobId"], batch_id=job["batchId"], style_id=job["styleId"])
+    worker = handler("worker")
+
+    response = worker.lambda_handler(load_event("worker-sqs.json"), LambdaContext())
+
+    assert response == {"batchItemFailures": []}
+    assert table_item(stack, job["pk"], job["sk"])["imageStatus"] == "ready"
+
+
+def test_a_transient_failure_is_retried_and_later_succeeds(api, handler, stack, monkeypatch):
+    batch_id = queue(api)
+    worker = handler("worker")
+    real_generate = LocalImageProvider.generate
+    calls = []
+
+    def throttled_once(self, request):
+        calls.append(request)
+        if len(calls) == 1:
+            raise TransientGenerationError("throttled", "ThrottlingException: slow down")
+        return real_generate(self, request)
+
+    monkeypatch.setattr(LocalImageProvider, "generate", throttled_once)
+    messages = receive(stack)
+
+    first = worker.lambda_handler(sqs_event(messages, stack.arns["JobQueue"]), LambdaContext())
+
+    assert first == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}
+    record = table_item(stack, *TRIP_KEY)
+    assert (record["imageStatus"], record["imageAttempts"]) == ("generating", 1)
+    assert progress(api, batch_id)["generating"] == 1
+
+    # SQS redelivers the same message after its visibility timeout
+    second = worker.lambda_handler(sqs_event(messages, stack.arns["JobQueue"]), LambdaContext())
+
+    assert second == {"batchItemFailures": []}
+    assert table_item(stack, *TRIP_KEY)["imageStatus"] == "ready"
+    assert len(calls) == 2
+    assert progress(api, batch_id)["succeeded"] == 1
+    assert progress(api, batch_id)["generating"] == 0
+
+
+def test_a_redelivered_job_that_already_succeeded_does_no_work_twice(api, handler, stack, monkeypatch):
+    queue(api)
+    worker = handler("worker")
+    calls = []
+    real_generate = LocalImageProvider.generate
+    monkeypatch.setattr(LocalImageProvider, "generate", lambda self, r: calls.append(r) or real_generate(self, r))
+    event = sqs_event(receive(stack), stack.arns["JobQueue"])
+
+    worker.lambda_handler(event, LambdaContext())
+    url = table_item(stack, *TRIP_KEY)["imageUrl"]
+    again = worker.lambda_handler(event, LambdaContext())
+
+    assert again == {"batchItemFailures": []}
+    assert len(calls) == 1
+    assert table_item(stack, *TRIP_KEY)["imageUrl"] == url
+    assert len(objects(stack)) == 1
+
+
+def test_an_image_set_meanwhile_by_another_writer_is_kept_and_ours_removed(api, handler, stack, monkeypatch):
+    queue(api)
+    worker = handler("worker")
+    theirs = "https://cdn.example.com/their-own.png"
+    real_generate = LocalImageProvider.generate
+
+    def other_writer_wins(self, request):
+        boto3.client("dynamodb", region_name=REGION).update_item(
+            TableName=stack.physical("TravelTable"),
+            Key={"PK": {"S": TRIP_KEY[0]}, "SK": {"S": TRIP_KEY[1]}},
+            UpdateExpression="SET imageUrl = :u",
+            ExpressionAttributeValues={":u": {"S": theirs}},
+        )
+        return real_generate(self, request)
+
+    monkeypatch.setattr(LocalImageProvider, "generate", other_writer_wins)
+
+    assert drain(stack, worker) == {"handled": 1, "failed": 0}
+    assert table_item(stack, *TRIP_KEY)["imageUrl"] == theirs
+    assert objects(stack) == []
+
+
+def test_a_message_that_is_not_a_job_fails_alone(api, handler, stack):
+    queue(api)
+    worker = handler("worker")
+    messages = receive(stack)
+    poison = {**messages[0], "MessageId": "poison-1", "Body": '{"version": 99}', "MD5OfBody": "x"}
+
+    response = worker.lambda_handler(sqs_event([poison, *messages], stack.arns["JobQueue"]), LambdaContext())
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "poison-1"}]}
+    assert table_item(stack, *TRIP_KEY)["imageStatus"] == "ready"
+
+
+# ---------------------------------------------------------------- the Bedrock provider, stubbed
+PNG = base64.b64encode(
+    (lambda buffer: (Image.new("RGB", (8, 8), "teal").save(buffer, "PNG"), buffer.getvalue())[1])(io.BytesIO())
+).decode()
+
+
+def bedrock_body(payload: dict) -> StreamingBody:
+    raw = json.dumps(payload).encode()
+    return StreamingBody(io.BytesIO(raw), len(raw))
+
+
+@pytest.fixture
+def bedrock_worker(handler):
+    worker = handler("worker", IMAGE_PROVIDER="bedrock", BEDROCK_MODEL_ID="stability.stable-image-core-v1:1")
+    with Stubber(aws.client("bedrock-runtime")) as stubber:
+        yield worker, stubber
+
+
+def test_bedrock_success_with_the_stability_request_body(api, bedrock_worker, stack):
+    worker, stubber = bedrock_worker
+    queue(api)
+    stubber.add_response(
+        "invoke_model",
+        {
+            "body": bedrock_body({"seeds": [7], "finish_reasons": [None], "images": [PNG]}),
+            "contentType": "application/json",
+        },
+    )
+
+    assert drain(stack, worker) == {"handled": 1, "failed": 0}
+    stubber.assert_no_pending_responses()
+    record = table_item(stack, *TRIP_KEY)
+    assert record["imageStatus"] == "ready"
+    stored = boto3.client("s3", region_name=REGION).get_object(
+        Bucket=stack.physical("ImageBucket"), Key=record["imageKey"]
+    )
+    assert base64.b64encode(stored["Body"].read()).decode() == PNG
+
+
+@pytest.mark.parametrize(
+    "stub",
+    [
+        lambda s: s.add_response(
+            "invoke_model",
+            {
+                "body": bedrock_body({"seeds": [1], "finish_reasons": ["Filter reason: prompt"], "images": [PNG]}),
+                "contentType": "application/json",
+            },
+        ),
+        lambda s: s.add_client_error(
+            "invoke_model",
+            service_error_code="ValidationException",
+            service_message="blocked by content filters",
+            http_status_code=400,
+        ),
+    ],
+    ids=["filtered inside a successful response", "refused as ValidationException"],
+)
+def test_a_content_rejection_marks_the_record_failed_and_is_not_retried(api, bedrock_worker, stack, stub):
+    worker, stubber = bedrock_worker
+    batch_id = queue(api)
+    stub(stubber)
+
+    assert drain(stack, worker) == {"handled": 1, "failed": 0}
+    record = table_item(stack, *TRIP_KEY)
+    assert (record["imageStatus"], record["imageError"]) == ("failed", "content_filtered")
+    assert "imageUrl" not in record
+    assert objects(stack) == []
+    assert progress(api, batch_id)["failed"] == 1
+    _, listing = call_api(api, http_event("api-list-missing-images.json", sub=ALICE))
+    euro = next(t for t in listing["trips"] if t["id"] == "trip-euro")
+    assert (euro["imageStatus"], euro["imageError"]) == ("failed", "content_filtered")
+
+
+def test_bedrock_throttling_leaves_the_message_for_a_retry(api, bedrock_worker, stack):
+    worker, stubber = bedrock_worker
+    queue(api)
+    for _ in range(2):  # the client's own retry sees the second one
+        stubber.add_client_error("invoke_model", service_error_code="ThrottlingException", http_status_code=429)
+
+    assert drain(stack, worker) == {"handled": 0, "failed": 1}
+    assert table_item(stack, *TRIP_KEY)["imageStatus"] == "generating"
