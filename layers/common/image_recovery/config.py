@@ -29,12 +29,7 @@ class CommonSettings(BaseModel):
         try:
             return cls.model_validate(dict(os.environ if environ is None else environ))
         except ValidationError as error:
-            problems = []
-            for issue in error.errors():
-                field = cls.model_fields[str(issue["loc"][0])]
-                alias = field.validation_alias
-                names = alias.choices if isinstance(alias, AliasChoices) else [alias]
-                problems.append(f"{' or '.join(map(str, names))}: {issue['msg']}")
+            problems = [f"{issue['loc'][0] if issue['loc'] else '?'}: {issue['msg']}" for issue in error.errors()]
             raise ConfigurationError(f"{cls.__name__} is misconfigured: " + "; ".join(problems)) from None
 
 

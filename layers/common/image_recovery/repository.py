@@ -61,11 +61,15 @@ class RecordRepository:
         return list(TravelRecord.query(user_pk(user_id), filter_condition=_is_travel_record()))
 
     def get(self, pk: str, sk: str) -> TravelRecord | None:
-        try:
-            record = TravelRecord.get(pk, sk, consistent_read=True)
-        except TravelRecord.DoesNotExist:
-            return None
-        return record if isinstance(record, _TRAVEL_CLASSES) else None
+        """One travel record; None if absent or if the key holds another kind of item.
+
+        A Query on the exact key with a filter, not GetItem: the filter runs in DynamoDB, so an item of
+        an unknown entityType never reaches the model's discriminator (which would raise on it).
+        """
+        matches = TravelRecord.query(
+            pk, TravelRecord.sk == sk, filter_condition=_is_travel_record(), consistent_read=True
+        )
+        return next(iter(matches), None)
 
     def get_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], TravelRecord]:
         unique = list(dict.fromkeys(keys))
