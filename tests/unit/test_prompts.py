@@ -122,6 +122,15 @@ def test_a_template_without_subject_still_mentions_the_subject() -> None:
     assert "Lisbon" in prompt
 
 
+def test_a_template_with_details_but_no_subject_names_the_details_once() -> None:
+    trip = make_trip(destination="Lisbon")
+
+    prompt = prompt_for(trip, style("Painted. {details}"))
+
+    assert prompt.count("Lisbon") == 1
+    assert "Big Euro Adventure" in prompt
+
+
 # ------------------------------------------------------------------ cleaning and caps
 @pytest.mark.parametrize(
     "dirty",

@@ -78,8 +78,8 @@ def build_prompt(
     subject, details, subtitle = _describe(record, trip, segment)
     values = {"subject": subject, "details": details}
     prompt = _PLACEHOLDER.sub(lambda m: values[m.group(1)], style.prompt_template)
-    if "{subject}" not in style.prompt_template:
-        prompt = _join(prompt, subject, details)
+    if "{subject}" not in style.prompt_template:  # a table style may omit it; the record must still show
+        prompt = _join(prompt, subject, "" if "{details}" in style.prompt_template else details)
     return PromptParts(
         prompt=clean(prompt, MAX_PROMPT_CHARS),
         negative_prompt=clean(style.negative_prompt, 500),
