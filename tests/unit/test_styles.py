@@ -6,7 +6,6 @@ import boto3
 import pytest
 
 from devtools.template_resources import LocalStack
-from image_recovery import models
 from image_recovery.errors import BadRequestError
 from image_recovery.styles import BUILT_IN_STYLES, PromptStyle, StyleCatalog, with_single_default
 
@@ -50,9 +49,8 @@ def test_built_in_styles_have_exactly_one_default() -> None:
 
 # ------------------------------------------------------------------ StyleCatalog on moto
 @pytest.fixture
-def travel_table(stack: LocalStack) -> str:
-    models.bind(travel_table=stack.physical("TravelTable"), batch_table=stack.physical("BatchTable"), region=REGION)
-    return stack.physical("TravelTable")
+def travel_table(tables: LocalStack) -> str:
+    return tables.physical("TravelTable")
 
 
 def put_style_rows(table: str, *rows: tuple[str, bool]) -> None:
@@ -87,7 +85,10 @@ def test_table_rows_replace_the_built_ins(travel_table: str) -> None:
 
     styles = StyleCatalog().all()
 
-    assert [(s.id, s.name, s.is_default) for s in styles] == [("noir", "Style noir", False), ("sketch", "Style sketch", True)]
+    assert [(s.id, s.name, s.is_default) for s in styles] == [
+        ("noir", "Style noir", False),
+        ("sketch", "Style sketch", True),
+    ]
     assert styles[1].prompt_template == "sketch rendering of {subject}. {details}"
     assert styles[1].negative_prompt  # a row without negativePrompt still gets the built-in one
 

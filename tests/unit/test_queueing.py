@@ -1,0 +1,311 @@
+"""Queuer with in-memory fakes: one conditional mark per record, SQS batches of ten, honest outcomes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from image_recovery.jobs import ImageJob
+from image_recovery.models import EntityType, Reservation, Segment, TravelRecord, Trip
+from image_recovery.queueing import FAILED, QUEUED, SKIPPED, ItemOutcome, JobQueue, Queuer
+
+QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/jobs"
+BATCH, STYLE = "batch-1", "travel-poster"
+
+
+# ------------------------------------------------------------------ fakes
+@dataclass
+class FakeRecords:
+    """RecordRepository stand-in: mark_queued answers from `claims` (default True); `current` is what get reads."""
+
+    claims: dict[str, bool] = field(default_factory=dict)
+    current: dict[str, TravelRecord] = field(default_factory=dict)
+    failing: set[str] = field(default_factory=set)
+    queued: list[tuple[str, str]] = field(default_factory=list)  # (record id, job id)
+    failed: list[tuple[str, str, str]] = field(default_factory=list)  # (record id, job id, reason)
+
+    def mark_queued(self, record: TravelRecord, *, job_id: str, batch_id: str, style_id: str) -> bool:
+        assert (batch_id, style_id) == (BATCH, STYLE)
+        if record.id in self.failing:
+            raise RuntimeError("DynamoDB unavailable")
+        self.queued.append((record.id, job_id))
+        return self.claims.get(record.id, True)
+
+    def mark_failed(self, record: TravelRecord, job_id: str, *, reason: str, detail: str = "") -> bool:
+        self.failed.append((record.id, job_id, reason))
+        return True
+
+    def get(self, pk: str, sk: str) -> TravelRecord | None:
+        return self.current.get(sk)
+
+
+@dataclass
+class FakeBatches:
+    added: list[tuple[str, int]] = field(default_factory=list)
+
+    def add_queued(self, batch_id: str, count: int) -> None:
+        self.added.append((batch_id, count))
+
+    @property
+    def total(self) -> int:
+        return sum(count for _, count in self.added)
+
+
+@dataclass
+class FakeSqs:
+    """send_message_batch: reports the messages of records in `refuse` as Failed; raises on calls in `raise_on`."""
+
+    refuse: set[str] = field(default_factory=set)
+    raise_on: set[int] = field(default_factory=set)
+    calls: list[dict] = field(default_factory=list)
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict]) -> dict:
+        self.calls.append({"QueueUrl": QueueUrl, "Entries": Entries})
+        if len(self.calls) in self.raise_on:
+            raise ConnectionError("SQS endpoint unreachable")
+        refused = [e for e in Entries if ImageJob.model_validate_json(e["MessageBody"]).record_id in self.refuse]
+        failed = [{"Id": e["Id"], "SenderFault": False, "Code": "InternalError"} for e in refused]
+        ok = [{"Id": e["Id"], "MessageId": f"m-{e['Id']}"} for e in Entries if e not in refused]
+        return {"Successful": ok, **({"Failed": failed} if failed else {})}
+
+    def jobs(self) -> list[ImageJob]:
+        return [ImageJob.model_validate_json(e["MessageBody"]) for call in self.calls for e in call["Entries"]]
+
+
+@dataclass
+class Harness:
+    records: FakeRecords = field(default_factory=FakeRecords)
+    batches: FakeBatches = field(default_factory=FakeBatches)
+    sqs: FakeSqs = field(default_factory=FakeSqs)
+
+    def queue(self, candidates: list[TravelRecord]) -> list[ItemOutcome]:
+        queuer = Queuer(self.records, self.batches, JobQueue(lambda: self.sqs, QUEUE_URL))  # type: ignore[arg-type]
+        return list(queuer.queue(candidates, batch_id=BATCH, style_id=STYLE))
+
+
+@pytest.fixture
+def harness() -> Harness:
+    return Harness()
+
+
+def make_trip(trip_id: str, **state: Any) -> Trip:
+    return Trip("USER#u1", Trip.sort_key(trip_id), id=trip_id, user_id="u1", title=trip_id, **state)
+
+
+def trips(count: int, **state: Any) -> list[Trip]:
+    return [make_trip(f"t{i:02d}", **state) for i in range(count)]
+
+
+def outcomes_by_id(outcomes: list[ItemOutcome]) -> dict[str, tuple[str, str | None]]:
+    return {o.id: (o.outcome, o.reason) for o in outcomes}
+
+
+# ------------------------------------------------------------------ batching and message shape
+def test_23_records_go_out_in_batches_of_10_10_and_3(harness: Harness) -> None:
+    records = trips(23)
+
+    outcomes = harness.queue(records)
+
+    assert [len(call["Entries"]) for call in harness.sqs.calls] == [10, 10, 3]
+    assert {call["QueueUrl"] for call in harness.sqs.calls} == {QUEUE_URL}
+    assert [o.outcome for o in outcomes] == [QUEUED] * 23
+    assert harness.batches.total == 23
+
+
+def test_each_message_is_a_versioned_job_for_its_record(harness: Harness) -> None:
+    records = trips(12)
+
+    harness.queue(records)
+
+    jobs = harness.sqs.jobs()
+    assert [(j.pk, j.sk, j.record_id) for j in jobs] == [(r.pk, r.sk, r.id) for r in records]
+    assert {(j.version, j.entity_type, j.batch_id, j.style_id) for j in jobs} == {(1, EntityType.TRIP, BATCH, STYLE)}
+    # the job id sent is the one the record was marked with, and each job is distinct
+    assert [j.job_id for j in jobs] == [job_id for _, job_id in harness.records.queued]
+    assert len({j.job_id for j in jobs}) == 12
+
+
+def test_message_bodies_use_the_wire_names(harness: Harness) -> None:
+    harness.queue(trips(1))
+    body = harness.sqs.calls[0]["Entries"][0]["MessageBody"]
+    for name in ('"version":1', '"jobId"', '"batchId"', '"pk":"USER#u1"', '"sk":"TRIP#t00"', '"styleId"'):
+        assert name in body
+
+
+def test_outcomes_carry_each_records_type_label(harness: Harness) -> None:
+    segment = Segment("USER#u1", Segment.sort_key("t1", "s1"), id="s1", user_id="u1")
+    reservation = Reservation("USER#u1", Reservation.sort_key("t1", "s1", "r1"), id="r1", user_id="u1")
+
+    outcomes = harness.queue([make_trip("t1"), segment, reservation])
+
+    assert [(o.type, o.id, o.outcome) for o in outcomes] == [
+        ("trip", "t1", QUEUED),
+        ("segment", "s1", QUEUED),
+        ("reservation", "r1", QUEUED),
+    ]
+    assert [j.entity_type for j in harness.sqs.jobs()] == [EntityType.TRIP, EntityType.SEGMENT, EntityType.RESERVATION]
+
+
+# ------------------------------------------------------------------ records that must not be queued
+@pytest.mark.parametrize(
+    ("state", "reason"),
+    [
+        ({"image_url": "https://images.example.com/x.png"}, "has_image"),
+        ({"image_url": "https://images.example.com/x.png", "image_status": "failed"}, "has_image"),
+        ({"image_status": "queued"}, "already_queued"),
+        ({"image_status": "generating", "image_url": ""}, "already_generating"),
+    ],
+)
+def test_records_that_must_not_be_queued_are_skipped_without_a_write(
+    harness: Harness, state: dict, reason: str
+) -> None:
+    outcomes = harness.queue([make_trip("busy", **state), make_trip("free")])
+
+    assert outcomes_by_id(outcomes) == {"busy": (SKIPPED, reason), "free": (QUEUED, None)}
+    assert [record_id for record_id, _ in harness.records.queued] == ["free"]
+    assert [j.record_id for j in harness.sqs.jobs()] == ["free"]
+
+
+@pytest.mark.parametrize("status", [None, "failed", "missing", "ready"])
+def test_records_missing_an_image_and_not_in_flight_are_queued(harness: Harness, status: str | None) -> None:
+    assert harness.queue([make_trip("t1", image_status=status)])[0].outcome == QUEUED
+
+
+def test_nothing_queueable_sends_nothing(harness: Harness) -> None:
+    outcomes = harness.queue(trips(3, image_status="queued"))
+
+    assert [o.outcome for o in outcomes] == [SKIPPED] * 3
+    assert harness.sqs.calls == []
+    assert harness.batches.total == 0
+
+
+# ------------------------------------------------------------------ lost races
+@pytest.mark.parametrize(
+    ("current", "reason"),
+    [
+        (make_trip("t01", image_status="generating"), "already_generating"),
+        (make_trip("t01", image_url="https://images.example.com/x.png"), "has_image"),
+        (make_trip("t01", image_status="queued"), "already_queued"),
+        (None, "already_queued"),  # deleted meanwhile: still an honest skip, never a crash
+    ],
+    ids=["generating", "has_image", "queued", "gone"],
+)
+def test_a_lost_race_is_skipped_with_the_reason_read_back(
+    harness: Harness, current: TravelRecord | None, reason: str
+) -> None:
+    # Given a record another writer claims between our read and our conditional write
+    harness.records.claims["t01"] = False
+    if current is not None:
+        harness.records.current["TRIP#t01"] = current
+
+    # When three records are queued
+    outcomes = harness.queue(trips(3))
+
+    # Then the lost one is skipped for what actually happened, and no message is sent for it
+    assert outcomes_by_id(outcomes)["t01"] == (SKIPPED, reason)
+    assert [j.record_id for j in harness.sqs.jobs()] == ["t00", "t02"]
+    assert harness.batches.added == [(BATCH, 2)]
+
+
+# ------------------------------------------------------------------ failures
+def test_a_refused_message_fails_only_its_record_and_is_rolled_back(harness: Harness) -> None:
+    # Given SQS refuses the message of the second record
+    harness.sqs.refuse = {"t01"}
+
+    # When five records are queued
+    outcomes = harness.queue(trips(5))
+
+    # Then that record failed with enqueue_failed and its mark was released; the others are queued
+    assert outcomes_by_id(outcomes)["t01"] == (FAILED, "enqueue_failed")
+    assert [o.outcome for o in outcomes if o.id != "t01"] == [QUEUED] * 4
+    refused_job = dict(harness.records.queued)["t01"]
+    assert harness.records.failed == [("t01", refused_job, "enqueue_failed")]
+    assert harness.batches.total == 4
+
+
+def test_a_failing_send_fails_and_releases_its_whole_chunk_only(harness: Harness) -> None:
+    # Given the first send_message_batch call raises
+    harness.sqs.raise_on = {1}
+
+    # When 13 records are queued (a chunk of 10, then 3)
+    outcomes = harness.queue(trips(13))
+
+    # Then the 10 of the first chunk failed and were rolled back; the next chunk still went out
+    assert [(o.outcome, o.reason) for o in outcomes[:10]] == [(FAILED, "enqueue_failed")] * 10
+    assert [o.outcome for o in outcomes[10:]] == [QUEUED] * 3
+    assert sorted(record_id for record_id, _, _ in harness.records.failed) == [f"t{i:02d}" for i in range(10)]
+    assert {reason for _, _, reason in harness.records.failed} == {"enqueue_failed"}
+    assert harness.batches.total == 3
+
+
+def test_a_storage_error_fails_one_record_and_the_others_go_on(harness: Harness) -> None:
+    harness.records.failing = {"t01"}
+
+    outcomes = harness.queue(trips(3))
+
+    assert outcomes_by_id(outcomes) == {"t00": (QUEUED, None), "t01": (FAILED, "storage_error"), "t02": (QUEUED, None)}
+    assert [j.record_id for j in harness.sqs.jobs()] == ["t00", "t02"]
+
+
+def test_a_failing_rollback_still_reports_the_record_failed(harness: Harness) -> None:
+    harness.sqs.refuse = {"t00"}
+    harness.records.mark_failed = lambda *args, **kwargs: (_ for _ in ()).throw(RuntimeError("DynamoDB down"))
+
+    outcomes = harness.queue(trips(2))
+
+    assert outcomes_by_id(outcomes) == {"t00": (FAILED, "enqueue_failed"), "t01": (QUEUED, None)}
+
+
+# ------------------------------------------------------------------ accounting and order
+def test_batch_total_counts_only_what_was_actually_queued(harness: Harness) -> None:
+    # Given 25 records: 2 with images, 1 in flight, 1 lost race, 1 refused by SQS (in the second chunk)
+    records = trips(25)
+    records[3] = make_trip("t03", image_url="https://images.example.com/x.png")
+    records[7] = make_trip("t07", image_url="https://images.example.com/y.png")
+    records[11] = make_trip("t11", image_status="generating")
+    harness.records.claims["t15"] = False
+    harness.sqs.refuse = {"t17"}
+
+    outcomes = harness.queue(records)
+
+    queued = [o for o in outcomes if o.outcome == QUEUED]
+    assert len(queued) == 20
+    assert harness.batches.total == 20
+    assert {batch for batch, _ in harness.batches.added} == {BATCH}
+
+
+def test_outcomes_come_back_in_input_order(harness: Harness) -> None:
+    # Given a mix whose outcomes are decided at different stages (skip, race, SQS refusal, success)
+    records = trips(14)
+    records[0] = make_trip("t00", image_status="queued")
+    harness.records.claims["t05"] = False
+    harness.sqs.refuse = {"t01"}
+
+    outcomes = harness.queue(records)
+
+    assert [o.id for o in outcomes] == [r.id for r in records]
+    assert [o.outcome for o in outcomes[:6]] == [SKIPPED, FAILED, QUEUED, QUEUED, QUEUED, SKIPPED]
+
+
+# ------------------------------------------------------------------ JobQueue
+def jobs_for(count: int) -> list[ImageJob]:
+    return [ImageJob.for_record(r, job_id=f"j{i}", batch_id=BATCH, style_id=STYLE) for i, r in enumerate(trips(count))]
+
+
+def test_job_queue_refuses_more_than_ten_jobs() -> None:
+    sqs = FakeSqs()
+    with pytest.raises(ValueError, match="at most 10"):
+        JobQueue(lambda: sqs, QUEUE_URL).send(jobs_for(11))
+    assert sqs.calls == []
+
+
+def test_job_queue_returns_the_job_ids_sqs_refused() -> None:
+    sqs = FakeSqs(refuse={"t02", "t09"})
+    assert JobQueue(lambda: sqs, QUEUE_URL).send(jobs_for(10)) == {"j2", "j9"}
+
+
+def test_job_queue_returns_every_job_id_when_the_call_fails() -> None:
+    sqs = FakeSqs(raise_on={1})
+    assert JobQueue(lambda: sqs, QUEUE_URL).send(jobs_for(4)) == {"j0", "j1", "j2", "j3"}

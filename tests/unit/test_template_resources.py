@@ -1,0 +1,171 @@
+"""The moto stack built from template.yaml, and the template's own wiring (events, auth, intrinsics)."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+
+from devtools.template_resources import LocalStack, load_template
+
+REGION = "us-east-1"
+TEMPLATE = load_template()
+RESOURCES = TEMPLATE["Resources"]
+
+
+def parameter_default(name: str) -> str:
+    return str(TEMPLATE["Parameters"][name]["Default"])
+
+
+def events_of(function: str) -> dict[str, dict]:
+    return RESOURCES[function]["Properties"]["Events"]
+
+
+def function_timeout(function: str) -> int:
+    own = RESOURCES[function]["Properties"].get("Timeout")
+    return int(own if own is not None else TEMPLATE["Globals"]["Function"]["Timeout"])
+
+
+def client(service: str):
+    return boto3.client(service, region_name=REGION)
+
+
+@pytest.fixture
+def stack(module_stack: LocalStack) -> LocalStack:
+    """Every test here only reads the stack, so one per module will do."""
+    return module_stack
+
+
+# ------------------------------------------------------------------ tables
+def test_travel_table_has_the_contract_keys(stack: LocalStack) -> None:
+    table = client("dynamodb").describe_table(TableName=stack.physical("TravelTable"))["Table"]
+    assert {(k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]} == {("PK", "HASH"), ("SK", "RANGE")}
+    assert {(a["AttributeName"], a["AttributeType"]) for a in table["AttributeDefinitions"]} >= {
+        ("PK", "S"),
+        ("SK", "S"),
+    }
+
+
+@pytest.mark.parametrize(("logical_id", "attribute"), [("BatchTable", "expiresAt"), ("IdempotencyTable", "expiration")])
+def test_ttl_is_enabled_on_the_expected_attribute(stack: LocalStack, logical_id: str, attribute: str) -> None:
+    ttl = client("dynamodb").describe_time_to_live(TableName=stack.physical(logical_id))["TimeToLiveDescription"]
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", attribute)
+
+
+# ------------------------------------------------------------------ queues
+def queue_attributes(stack: LocalStack, logical_id: str) -> dict[str, str]:
+    return client("sqs").get_queue_attributes(QueueUrl=stack.physical(logical_id), AttributeNames=["All"])["Attributes"]
+
+
+def test_job_queue_redrives_to_the_dead_letter_queue(stack: LocalStack) -> None:
+    policy = json.loads(queue_attributes(stack, "JobQueue")["RedrivePolicy"])
+    dlq_arn = queue_attributes(stack, "JobDeadLetterQueue")["QueueArn"]
+
+    assert policy["deadLetterTargetArn"] == dlq_arn
+    assert int(policy["maxReceiveCount"]) == int(parameter_default("MaxReceiveCount"))
+
+
+def test_job_queue_visibility_covers_six_worker_timeouts(stack: LocalStack) -> None:
+    visibility = int(queue_attributes(stack, "JobQueue")["VisibilityTimeout"])
+    assert visibility >= 6 * function_timeout("WorkerFunction")
+
+
+# ------------------------------------------------------------------ bucket
+def test_image_bucket_blocks_public_access_and_is_encrypted(stack: LocalStack) -> None:
+    s3 = client("s3")
+    bucket = stack.physical("ImageBucket")
+
+    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+
+    assert block == dict.fromkeys(
+        ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"), True
+    )
+    assert rules and rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+
+
+# ------------------------------------------------------------------ function environment
+def test_worker_environment_resolves_against_the_built_stack(stack: LocalStack) -> None:
+    environment = stack.function_environment("WorkerFunction")
+
+    assert environment["TRAVEL_TABLE_NAME"] == stack.physical("TravelTable")
+    assert environment["IDEMPOTENCY_TABLE_NAME"] == stack.physical("IdempotencyTable")
+    assert environment["IMAGE_BUCKET_NAME"] == stack.physical("ImageBucket")
+    assert environment["BEDROCK_MODEL_ID"] == parameter_default("BedrockModelId")
+    assert environment["POWERTOOLS_SERVICE_NAME"]
+    assert client("dynamodb").describe_table(TableName=environment["TRAVEL_TABLE_NAME"])["Table"]["TableStatus"]
+
+
+@pytest.mark.parametrize("function", ["ApiFunction", "SweepFunction"])
+def test_queueing_functions_get_the_built_queue_url(stack: LocalStack, function: str) -> None:
+    environment = stack.function_environment(function)
+    assert environment["JOB_QUEUE_URL"] == stack.physical("JobQueue")
+    assert client("sqs").get_queue_url(QueueName=environment["JOB_QUEUE_URL"].rsplit("/", 1)[-1])["QueueUrl"]
+
+
+# ------------------------------------------------------------------ event sources and auth (template only)
+def test_worker_reports_partial_batch_failures() -> None:
+    sqs_events = [e for e in events_of("WorkerFunction").values() if e["Type"] == "SQS"]
+
+    assert len(sqs_events) == 1
+    properties = sqs_events[0]["Properties"]
+    assert properties["Queue"] == {"Fn::GetAtt": ["JobQueue", "Arn"]}
+    assert "ReportBatchItemFailures" in properties["FunctionResponseTypes"]
+
+
+def test_http_api_has_a_default_jwt_authorizer() -> None:
+    auth = RESOURCES["HttpApi"]["Properties"]["Auth"]
+    default = auth["DefaultAuthorizer"]
+    assert "JwtConfiguration" in auth["Authorizers"][default]
+
+
+ROUTES = {name: e for name, e in events_of("ApiFunction").items() if e["Type"] == "HttpApi"}
+
+
+def test_the_api_serves_the_four_contract_routes() -> None:
+    assert {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in ROUTES.values()} == {
+        ("GET", "/missing-images"),
+        ("POST", "/image-jobs"),
+        ("GET", "/image-jobs/{batchId}"),
+        ("GET", "/styles"),
+    }
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES))
+def test_every_route_uses_the_jwt_protected_api(route: str) -> None:
+    properties = ROUTES[route]["Properties"]
+    # on the explicit HttpApi (an event without ApiId would land on an implicit API with no authorizer)
+    assert properties.get("ApiId") == {"Ref": "HttpApi"}
+    # and not opted out of the default authorizer
+    assert properties.get("Auth", {}).get("Authorizer", "JwtAuthorizer") != "NONE"
+
+
+# ------------------------------------------------------------------ intrinsic resolution
+@pytest.fixture
+def bare_stack() -> LocalStack:
+    return LocalStack(load_template(), REGION, "unit")
+
+
+def test_resolve_handles_ref_sub_and_pseudo_parameters(bare_stack: LocalStack) -> None:
+    bare_stack.refs["JobQueue"] = "https://sqs/jobs"
+    value = {"Fn::Sub": "${AWS::Region}/${BedrockModelId}"}
+
+    assert bare_stack.resolve({"Ref": "JobQueue"}) == "https://sqs/jobs"
+    assert bare_stack.resolve(value) == f"{REGION}/{parameter_default('BedrockModelId')}"
+    assert bare_stack.resolve([{"Ref": "AWS::AccountId"}, "plain"]) == ["123456789012", "plain"]
+
+
+def test_resolve_rejects_unsupported_intrinsics(bare_stack: LocalStack) -> None:
+    with pytest.raises(NotImplementedError, match="Fn::If"):
+        bare_stack.resolve({"Fn::If": ["IsProd", "a", "b"]})
+
+
+def test_resolve_rejects_unsupported_intrinsics_nested_in_values(bare_stack: LocalStack) -> None:
+    with pytest.raises(NotImplementedError, match="Fn::Join"):
+        bare_stack.resolve({"Variables": {"X": {"Fn::Join": ["-", ["a", "b"]]}}})
+
+
+def test_ref_to_a_parameter_without_default_is_an_error(bare_stack: LocalStack) -> None:
+    with pytest.raises(KeyError, match="JwtIssuer"):
+        bare_stack.resolve({"Ref": "JwtIssuer"})
