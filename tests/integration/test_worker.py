@@ -246,12 +246,15 @@ def test_bedrock_success_with_the_stability_request_body(api, bedrock_worker, st
     ],
     ids=["filtered inside a successful response", "refused as ValidationException"],
 )
-def test_a_content_rejection_marks_the_record_failed_and_is_not_retried(api, bedrock_worker, stack, stub):
+def test_a_content_rejection_marks_the_record_failed_and_is_not_retried(api, bedrock_worker, stack, stub, capsys):
     worker, stubber = bedrock_worker
     batch_id = queue(api)
     stub(stubber)
+    capsys.readouterr()
 
     assert drain(stack, worker) == {"handled": 1, "failed": 0}
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert any(m.get("GenerationFailures") == [1.0] and m.get("reason") == "content_filtered" for m in emitted)
     record = table_item(stack, *TRIP_KEY)
     assert (record["imageStatus"], record["imageError"]) == ("failed", "content_filtered")
     assert "imageUrl" not in record

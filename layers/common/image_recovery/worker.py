@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from time import perf_counter
 
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from image_recovery.batches import BatchRepository
 from image_recovery.errors import GenerationError
 from image_recovery.jobs import ImageJob
 from image_recovery.models import ImageStatus, Reservation, Segment, TravelRecord, Trip, user_pk
-from image_recovery.observability import logger, metrics
+from image_recovery.observability import METRICS_NAMESPACE, logger, metrics
 from image_recovery.prompts import build_prompt
 from image_recovery.providers import ImageProvider, ImageRequest
 from image_recovery.repository import RecordRepository
@@ -104,7 +104,10 @@ class ImageWorker:
         logger.warning("generation failed permanently", extra={"reason": reason, "detail": detail})
         if self._records.mark_failed(record, job.job_id, reason=reason, detail=detail):
             self._batches.finished(job.batch_id, succeeded=False, was_generating=True)
-        metrics.add_metric(name=f"GenerationFailed_{reason}", unit=MetricUnit.Count, value=1)
+        with single_metric(
+            name="GenerationFailures", unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE
+        ) as failure:
+            failure.add_dimension(name="reason", value=reason)
         return JobResult(job.job_id, "failed", reason)
 
     def _parents(self, record: TravelRecord) -> tuple[Trip | None, Segment | None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -80,7 +81,7 @@ class Api:
                 batchId=result.batch_id,
                 styleId=result.style_id,
                 summary=result.summary(),
-                items=[item.__dict__ for item in result.items],
+                items=[asdict(item) for item in result.items],
             )
             return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=body)
 
