@@ -17,6 +17,7 @@ VALID = {
         "IMAGE_BUCKET_NAME": "images",
         "IMAGE_PROVIDER": "bedrock",
         "BEDROCK_MODEL_ID": "stability.stable-image-core-v1:1",
+        "JOB_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/jobs",
     },
     SweepSettings: {**COMMON, "JOB_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/jobs"},
 }
@@ -62,13 +63,15 @@ def test_worker_settings_are_typed_with_defaults() -> None:
     assert settings.image_provider == "local"
     assert settings.bedrock_model_id == "stability.stable-image-core-v1:1"
     assert settings.image_url_base == ""
+    assert settings.max_receive_count == 5
+    assert WorkerSettings.from_env(env(WorkerSettings, MAX_RECEIVE_COUNT="3")).max_receive_count == 3
 
 
 def test_sweep_settings_parse_integers_and_apply_defaults() -> None:
     defaults = SweepSettings.from_env(env(SweepSettings))
     parsed = SweepSettings.from_env(env(SweepSettings, SWEEP_MAX_JOBS="25", SWEEP_SEGMENTS="8"))
 
-    assert (defaults.sweep_max_jobs, defaults.sweep_segments) == (1000, 4)
+    assert (defaults.sweep_max_jobs, defaults.sweep_segments, defaults.stuck_after_minutes) == (1000, 4, 60)
     assert (parsed.sweep_max_jobs, parsed.sweep_segments) == (25, 8)
 
 

@@ -26,7 +26,9 @@ class FakeRecords:
     queued: list[tuple[str, str]] = field(default_factory=list)  # (record id, job id)
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (record id, job id, reason)
 
-    def mark_queued(self, record: TravelRecord, *, job_id: str, batch_id: str, style_id: str) -> bool:
+    def mark_queued(
+        self, record: TravelRecord, *, job_id: str, batch_id: str, style_id: str, stale_before: str | None = None
+    ) -> bool:
         assert (batch_id, style_id) == (BATCH, STYLE)
         if record.id in self.failing:
             raise RuntimeError("DynamoDB unavailable")

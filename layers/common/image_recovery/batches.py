@@ -53,6 +53,10 @@ class BatchRepository:
     def started(self, batch_id: str) -> None:
         ImageBatch(batch_id).update(actions=[ImageBatch.generating.add(1)])
 
+    def restarted(self, batch_id: str) -> None:
+        """A failed job came back from the dead-letter queue and is generating again."""
+        ImageBatch(batch_id).update(actions=[ImageBatch.failed.add(-1), ImageBatch.generating.add(1)])
+
     def finished(self, batch_id: str, *, succeeded: bool, was_generating: bool) -> None:
         actions = [(ImageBatch.succeeded if succeeded else ImageBatch.failed).add(1)]
         if was_generating:

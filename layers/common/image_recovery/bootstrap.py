@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
@@ -33,6 +34,13 @@ from image_recovery.worker import ImageWorker
 
 # A finished job is remembered for a day, longer than the queue keeps any redelivery.
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+RETRY_BASE_SECONDS = 30
+RETRY_MAX_SECONDS = 900
+
+
+def retry_delay_seconds(attempt: int) -> int:
+    """30 s, 60 s, 120 s, ... capped at 15 minutes, for the attempt that just failed (1-based)."""
+    return min(RETRY_BASE_SECONDS * 2 ** max(attempt - 1, 0), RETRY_MAX_SECONDS)
 
 
 def _bind(settings: CommonSettings) -> None:
@@ -64,6 +72,7 @@ def sweeper(settings: SweepSettings) -> Sweeper:
         _queuer(settings),
         max_jobs=settings.sweep_max_jobs,
         segments=settings.sweep_segments,
+        stuck_after=timedelta(minutes=settings.stuck_after_minutes),
     )
 
 
@@ -92,6 +101,8 @@ class WorkerRuntime:
             event_key_jmespath="job_id", expires_after_seconds=IDEMPOTENCY_TTL_SECONDS
         )
         self._idempotency_table = settings.idempotency_table
+        self._queue_url = settings.job_queue_url
+        self._max_attempts = settings.max_receive_count
 
     @cached_property
     def _process_once(self) -> Callable[..., dict]:
@@ -99,18 +110,33 @@ class WorkerRuntime:
         persistence = DynamoDBPersistenceLayer(table_name=self._idempotency_table, boto3_client=aws.client("dynamodb"))
 
         @idempotent_function(data_keyword_argument="job", config=self._idempotency, persistence_store=persistence)
-        def process(job: ImageJob) -> dict:
-            return self.worker.process(job).as_dict()
+        def process(job: ImageJob, attempt: int, max_attempts: int) -> dict:
+            return self.worker.process(job, attempt=attempt, max_attempts=max_attempts).as_dict()
 
         return process
 
     def _record(self, record: JobRecord) -> dict:
         job = record.body
+        attempt = int(record.attributes.ApproximateReceiveCount)
         logger.append_keys(job_id=job.job_id, batch_id=job.batch_id, user_id=job.pk.removeprefix("USER#"))
         try:
-            return self._process_once(job=job)
+            return self._process_once(job=job, attempt=attempt, max_attempts=self._max_attempts)
+        except Exception:
+            self._delay_retry(record.receiptHandle, attempt)
+            raise
         finally:
             logger.remove_keys(["job_id", "batch_id", "user_id"])
+
+    def _delay_retry(self, receipt_handle: str, attempt: int) -> None:
+        """Back off by hiding the message for longer each time, instead of sleeping in the function."""
+        delay = retry_delay_seconds(attempt)
+        try:
+            aws.client("sqs").change_message_visibility(
+                QueueUrl=self._queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=delay
+            )
+        except Exception:
+            # The message is retried after the queue's own visibility timeout instead; nothing is lost.
+            logger.exception("could not delay the retry", extra={"delay_seconds": delay})
 
     def handle(self, event: dict, context: LambdaContext) -> dict[str, Any]:
         self._idempotency.register_lambda_context(context)

@@ -44,9 +44,13 @@ class WorkerSettings(CommonSettings):
     image_provider: Literal["bedrock", "local"] = Field(validation_alias="IMAGE_PROVIDER")
     bedrock_model_id: NonEmpty = Field(validation_alias="BEDROCK_MODEL_ID")
     image_url_base: str = Field(default="", validation_alias="IMAGE_URL_BASE")
+    job_queue_url: NonEmpty = Field(validation_alias="JOB_QUEUE_URL")
+    # Must equal the queue's maxReceiveCount: the worker marks a record failed on the last delivery.
+    max_receive_count: int = Field(default=5, ge=1, validation_alias="MAX_RECEIVE_COUNT")
 
 
 class SweepSettings(CommonSettings):
     job_queue_url: NonEmpty = Field(validation_alias="JOB_QUEUE_URL")
     sweep_max_jobs: int = Field(default=1000, ge=1, validation_alias="SWEEP_MAX_JOBS")
     sweep_segments: int = Field(default=4, ge=1, le=64, validation_alias="SWEEP_SEGMENTS")
+    stuck_after_minutes: int = Field(default=60, ge=1, validation_alias="STUCK_AFTER_MINUTES")

@@ -40,6 +40,10 @@ class GenerationError(ImageRecoveryError):
         self.detail = detail
 
 
+# Reasons a job fails with when its retries ran out; such a job may run again if its message is redriven.
+RETRIES_EXHAUSTED_REASONS = frozenset({"throttled", "timeout", "provider_error", "storage_error", "internal_error"})
+
+
 class TransientGenerationError(GenerationError):
     """Throttling, server errors, timeouts: worth another attempt later."""
 

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from image_recovery.batches import BatchRepository
 from image_recovery.jobs import ImageJob
-from image_recovery.models import ImageStatus, TravelRecord
-from image_recovery.observability import logger
+from image_recovery.models import IN_FLIGHT, ImageStatus, TravelRecord
+from image_recovery.observability import logger, metrics
 from image_recovery.repository import RecordRepository
 
 SQS_BATCH_LIMIT = 10
@@ -31,10 +33,21 @@ class ItemOutcome:
     reason: str | None = None
 
 
-def skip_reason(record: TravelRecord) -> str | None:
+def is_stuck(record: TravelRecord, stale_before: str | None) -> bool:
+    """In flight, but with no sign of progress since the cut-off: its message or its worker was lost."""
+    return (
+        stale_before is not None
+        and record.image_status in IN_FLIGHT
+        and (record.image_updated_at is None or record.image_updated_at < stale_before)
+    )
+
+
+def skip_reason(record: TravelRecord, stale_before: str | None = None) -> str | None:
     """Why a record must not be queued now, or None if it may be."""
     if not record.image_missing:
         return "has_image"
+    if is_stuck(record, stale_before):
+        return None
     if record.image_status == ImageStatus.QUEUED:
         return "already_queued"
     if record.image_status == ImageStatus.GENERATING:
@@ -77,25 +90,43 @@ class Queuer:
         self._batches = batches
         self._queue = queue
 
-    def queue(self, candidates: Iterable[TravelRecord], *, batch_id: str, style_id: str) -> Iterator[ItemOutcome]:
-        """Queue each record at most once; yields one outcome per record, in order, chunk by chunk."""
-        for chunk in chunked(candidates, SQS_BATCH_LIMIT):
-            yield from self._queue_chunk(chunk, batch_id=batch_id, style_id=style_id)
+    def queue(
+        self,
+        candidates: Iterable[TravelRecord],
+        *,
+        batch_id: str,
+        style_id: str,
+        stale_before: str | None = None,
+    ) -> Iterator[ItemOutcome]:
+        """Queue each record at most once; yields one outcome per record, in order, chunk by chunk.
 
-    def _queue_chunk(self, chunk: list[TravelRecord], *, batch_id: str, style_id: str) -> list[ItemOutcome]:
+        With `stale_before`, records in flight with no progress since then are taken over by a new job
+        (the old job's message, if it ever arrives, finds another job id on the record and does nothing).
+        """
+        for chunk in chunked(candidates, SQS_BATCH_LIMIT):
+            yield from self._queue_chunk(chunk, batch_id=batch_id, style_id=style_id, stale_before=stale_before)
+
+    def _queue_chunk(
+        self, chunk: list[TravelRecord], *, batch_id: str, style_id: str, stale_before: str | None
+    ) -> list[ItemOutcome]:
         outcomes: dict[int, ItemOutcome] = {}
         marked: list[tuple[int, TravelRecord, ImageJob]] = []
         for index, record in enumerate(chunk):
-            reason = skip_reason(record)
+            reason = skip_reason(record, stale_before)
             if reason is None:
                 job = ImageJob.for_record(record, job_id=uuid.uuid4().hex, batch_id=batch_id, style_id=style_id)
+                stuck = is_stuck(record, stale_before)
                 try:
-                    claimed = self._records.mark_queued(record, job_id=job.job_id, batch_id=batch_id, style_id=style_id)
+                    claimed = self._records.mark_queued(
+                        record, job_id=job.job_id, batch_id=batch_id, style_id=style_id, stale_before=stale_before
+                    )
                 except Exception:
                     logger.exception("could not mark record queued", extra={"sk": record.sk})
                     outcomes[index] = ItemOutcome(record.kind.label, record.id, FAILED, "storage_error")
                     continue
                 if claimed:
+                    if stuck:
+                        self._abandon(record)
                     marked.append((index, record, job))
                     continue
                 reason = self._reason_after_lost_race(record)
@@ -110,6 +141,15 @@ class Queuer:
                 outcomes[index] = ItemOutcome(record.kind.label, record.id, QUEUED)
         self._batches.add_queued(batch_id, len(marked) - len(rejected))
         return [outcomes[i] for i in range(len(chunk))]
+
+    def _abandon(self, stuck: TravelRecord) -> None:
+        """Close the stuck job's place in its own batch, so that batch's progress can still finish."""
+        logger.warning("re-queueing a stuck record", extra={"sk": stuck.sk, "old_job_id": stuck.image_job_id})
+        metrics.add_metric(name="StuckJobsRequeued", unit=MetricUnit.Count, value=1)
+        if stuck.image_batch_id:
+            self._batches.finished(
+                stuck.image_batch_id, succeeded=False, was_generating=stuck.image_status == ImageStatus.GENERATING
+            )
 
     def _release(self, record: TravelRecord, job: ImageJob) -> None:
         """Its message never left: record the failure so the record can be queued again."""

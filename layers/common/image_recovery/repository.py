@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.operand import Path
+from pynamodb.expressions.update import Action
 
 from image_recovery.models import IN_FLIGHT, ImageStatus, Reservation, Segment, TravelRecord, Trip, user_pk
 
@@ -20,8 +21,13 @@ _CONDITION_FAILED = "ConditionalCheckFailedException"
 MAX_ERROR_DETAIL = 500
 
 
+def iso_utc(moment: datetime) -> str:
+    """The one timestamp format the service writes (ISO-8601, UTC, "Z"), so strings compare in time order."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_utc(datetime.now(UTC))
 
 
 def image_missing_condition() -> Condition:
@@ -42,6 +48,22 @@ def _not_in_flight() -> Condition:
 
 def _owned_by_job(job_id: str) -> Condition:
     return TravelRecord.image_job_id == job_id
+
+
+def _queueable(stale_before: str | None) -> Condition:
+    """Nobody is working on it; or, given a cut-off, whoever was has shown no progress since then (stuck)."""
+    if stale_before is None:
+        return _not_in_flight()
+    stale = TravelRecord.image_updated_at.does_not_exist() | (TravelRecord.image_updated_at < stale_before)
+    return _not_in_flight() | stale
+
+
+def _error_detail(detail: str) -> Action:
+    return (
+        TravelRecord.image_error_detail.set(detail[:MAX_ERROR_DETAIL])
+        if detail
+        else TravelRecord.image_error_detail.remove()
+    )
 
 
 def _conditional_update(record: TravelRecord, actions: list, condition: Condition) -> bool:
@@ -77,12 +99,14 @@ class RecordRepository:
             return {}
         return {(r.pk, r.sk): r for r in TravelRecord.batch_get(unique)}
 
-    def scan_queueable(self, segment: int, total_segments: int) -> Iterator[TravelRecord]:
-        """Records missing an image that nobody is working on, from one parallel-scan segment."""
-        condition = _is_travel_record() & image_missing_condition() & _not_in_flight()
+    def scan_queueable(self, segment: int, total_segments: int, *, stale_before: str) -> Iterator[TravelRecord]:
+        """Records missing an image that nobody is working on (or that are stuck), from one scan segment."""
+        condition = _is_travel_record() & image_missing_condition() & _queueable(stale_before)
         return TravelRecord.scan(condition, segment=segment, total_segments=total_segments)
 
-    def mark_queued(self, record: TravelRecord, *, job_id: str, batch_id: str, style_id: str) -> bool:
+    def mark_queued(
+        self, record: TravelRecord, *, job_id: str, batch_id: str, style_id: str, stale_before: str | None = None
+    ) -> bool:
         now = utc_now()
         actions = [
             TravelRecord.image_status.set(ImageStatus.QUEUED.value),
@@ -94,18 +118,39 @@ class RecordRepository:
             TravelRecord.image_error.remove(),
             TravelRecord.image_error_detail.remove(),
         ]
-        return _conditional_update(record, actions, image_missing_condition() & _not_in_flight())
+        return _conditional_update(record, actions, image_missing_condition() & _queueable(stale_before))
 
     def mark_generating(self, record: TravelRecord, job_id: str) -> bool:
-        """queued -> generating for this job; counts an attempt."""
+        """queued (or failed after its retries ran out, when the job is redriven) -> generating; counts an attempt.
+
+        The condition pins the status that was read, so the caller knows which batch counter to move.
+        """
         actions = [
             TravelRecord.image_status.set(ImageStatus.GENERATING.value),
             TravelRecord.image_attempts.add(1),
             TravelRecord.image_updated_at.set(utc_now()),
+            TravelRecord.image_error.remove(),
+            TravelRecord.image_error_detail.remove(),
         ]
         condition = (
-            _owned_by_job(job_id) & (TravelRecord.image_status == ImageStatus.QUEUED.value) & image_missing_condition()
+            _owned_by_job(job_id) & (TravelRecord.image_status == record.image_status) & image_missing_condition()
         )
+        return _conditional_update(record, actions, condition)
+
+    def note_attempt(self, record: TravelRecord, job_id: str) -> bool:
+        """A further delivery of a job that is already generating: count it and show it is alive."""
+        actions = [TravelRecord.image_attempts.add(1), TravelRecord.image_updated_at.set(utc_now())]
+        condition = _owned_by_job(job_id) & (TravelRecord.image_status == ImageStatus.GENERATING.value)
+        return _conditional_update(record, actions, condition)
+
+    def note_retry(self, record: TravelRecord, job_id: str, *, reason: str, detail: str = "") -> bool:
+        """Record why the current attempt failed; the job stays generating and will be retried."""
+        actions = [
+            TravelRecord.image_error.set(reason),
+            _error_detail(detail),
+            TravelRecord.image_updated_at.set(utc_now()),
+        ]
+        condition = _owned_by_job(job_id) & (TravelRecord.image_status == ImageStatus.GENERATING.value)
         return _conditional_update(record, actions, condition)
 
     def mark_ready(self, record: TravelRecord, job_id: str, *, image_url: str, image_key: str) -> bool:
@@ -125,12 +170,8 @@ class RecordRepository:
         actions = [
             TravelRecord.image_status.set(ImageStatus.FAILED.value),
             TravelRecord.image_error.set(reason),
+            _error_detail(detail),
             TravelRecord.image_updated_at.set(utc_now()),
         ]
-        actions.append(
-            TravelRecord.image_error_detail.set(detail[:MAX_ERROR_DETAIL])
-            if detail
-            else TravelRecord.image_error_detail.remove()
-        )
         condition = _owned_by_job(job_id) & image_missing_condition() & TravelRecord.image_status.is_in(*IN_FLIGHT)
         return _conditional_update(record, actions, condition)

@@ -8,7 +8,7 @@ from time import perf_counter
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from image_recovery.batches import BatchRepository
-from image_recovery.errors import GenerationError
+from image_recovery.errors import RETRIES_EXHAUSTED_REASONS, GenerationError, TransientGenerationError
 from image_recovery.jobs import ImageJob
 from image_recovery.models import ImageStatus, Reservation, Segment, TravelRecord, Trip, user_pk
 from image_recovery.observability import METRICS_NAMESPACE, logger, metrics
@@ -17,6 +17,14 @@ from image_recovery.providers import ImageProvider, ImageRequest
 from image_recovery.repository import RecordRepository
 from image_recovery.storage import ImageStore, image_key
 from image_recovery.styles import StyleCatalog
+
+
+class RetryableJobError(Exception):
+    """Raised to hand the message back to SQS for another delivery (or, after the last, the DLQ)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -45,8 +53,14 @@ class ImageWorker:
         self._provider = provider
         self._store = store
 
-    def process(self, job: ImageJob) -> JobResult:
-        """Raises only for faults worth a retry (transient generation errors, AWS errors)."""
+    def process(self, job: ImageJob, *, attempt: int = 1, max_attempts: int = 1) -> JobResult:
+        """Run one delivery of a job. `attempt` is the message's receive count.
+
+        Permanent failures end the job here (record failed, message acknowledged). Transient ones are
+        noted on the record and raised, so the message is delivered again; on the last allowed attempt
+        the record is marked failed first, and the message goes on to the dead-letter queue, from where
+        a redrive may run it again.
+        """
         record = self._records.get(job.pk, job.sk)
         if record is None or record.id != job.record_id or record.kind != job.entity_type:
             logger.warning("job's record no longer exists", extra={"sk": job.sk})
@@ -54,21 +68,40 @@ class ImageWorker:
             return JobResult(job.job_id, "failed", "not_found")
         if record.image_job_id != job.job_id:
             return JobResult(job.job_id, "skipped", "superseded")
-        if record.image_status == ImageStatus.QUEUED:
-            if not self._records.mark_generating(record, job.job_id):
-                return JobResult(job.job_id, "skipped", "superseded")
-            self._batches.started(job.batch_id)
-        elif record.image_status != ImageStatus.GENERATING:
-            # ready or failed already: a redelivery of a job that has ended.
+        if not self._claim(job, record):
             return JobResult(job.job_id, "skipped", f"already_{record.image_status}")
 
         try:
             return self._generate(job, record)
         except GenerationError as error:
-            if error.retryable:
-                metrics.add_metric(name="GenerationRetried", unit=MetricUnit.Count, value=1)
-                raise
-            return self._fail(job, record, error.reason, error.detail)
+            if not error.retryable:
+                return self._fail(job, record, error.reason, error.detail)
+            reason, detail = error.reason, error.detail
+        except Exception as error:  # an AWS fault in our own bookkeeping: retried like any transient error
+            reason, detail = "internal_error", f"{type(error).__name__}: {error}"
+            logger.exception("job failed on an internal error")
+        if attempt >= max_attempts:
+            self._fail(job, record, reason, detail)
+        else:
+            self._records.note_retry(record, job.job_id, reason=reason, detail=detail)
+            metrics.add_metric(name="GenerationRetried", unit=MetricUnit.Count, value=1)
+        raise RetryableJobError(reason, detail)
+
+    def _claim(self, job: ImageJob, record: TravelRecord) -> bool:
+        """Move the record to generating for this job, or confirm it already is (a retried delivery)."""
+        status = record.image_status
+        if status == ImageStatus.GENERATING:
+            return self._records.note_attempt(record, job.job_id)
+        redriven = status == ImageStatus.FAILED and record.image_error in RETRIES_EXHAUSTED_REASONS
+        if status != ImageStatus.QUEUED and not redriven:
+            return False  # ready, or failed for good: a duplicate delivery of a job that has ended
+        if not self._records.mark_generating(record, job.job_id):
+            return False
+        if redriven:
+            self._batches.restarted(job.batch_id)
+        else:
+            self._batches.started(job.batch_id)
+        return True
 
     def _generate(self, job: ImageJob, record: TravelRecord) -> JobResult:
         trip, segment = self._parents(record)
@@ -89,7 +122,10 @@ class ImageWorker:
         )
 
         key = image_key(record, job.job_id)
-        url = self._store.put(key, image.data, image.content_type)
+        try:
+            url = self._store.put(key, image.data, image.content_type)
+        except Exception as error:
+            raise TransientGenerationError("storage_error", f"{type(error).__name__}: {error}") from error
         if not self._records.mark_ready(record, job.job_id, image_url=url, image_key=key):
             # An image arrived meanwhile (another writer) or the record was re-queued: keep theirs.
             self._store.delete(key)
