@@ -13,6 +13,7 @@ from devtools.lambda_runtime import LambdaContext, load_handler
 from devtools.seed import put_items, sample_items
 from devtools.template_resources import LocalStack, build_stack
 from image_recovery import aws
+from image_recovery.observability import metrics
 
 REGION = "us-east-1"
 FUNCTIONS = {"api": "ApiFunction", "worker": "WorkerFunction", "sweep": "SweepFunction"}
@@ -29,6 +30,14 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_REGION", REGION)
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     monkeypatch.setenv("POWERTOOLS_DEV", "false")
+
+
+@pytest.fixture(autouse=True)
+def fresh_metrics() -> Iterator[None]:
+    """One Metrics object lives per process (per container on Lambda): start each test with an empty buffer."""
+    metrics.clear_metrics()
+    yield
+    metrics.clear_metrics()
 
 
 @pytest.fixture

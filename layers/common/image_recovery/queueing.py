@@ -115,7 +115,8 @@ class Queuer:
             reason = skip_reason(record, stale_before)
             if reason is None:
                 job = ImageJob.for_record(record, job_id=uuid.uuid4().hex, batch_id=batch_id, style_id=style_id)
-                stuck = is_stuck(record, stale_before)
+                # mark_queued refreshes the record in place, so keep the stuck job's batch and state first
+                stuck = (record.image_batch_id, record.image_status) if is_stuck(record, stale_before) else None
                 try:
                     claimed = self._records.mark_queued(
                         record, job_id=job.job_id, batch_id=batch_id, style_id=style_id, stale_before=stale_before
@@ -126,7 +127,7 @@ class Queuer:
                     continue
                 if claimed:
                     if stuck:
-                        self._abandon(record)
+                        self._abandon(record, *stuck)
                     marked.append((index, record, job))
                     continue
                 reason = self._reason_after_lost_race(record)
@@ -142,14 +143,12 @@ class Queuer:
         self._batches.add_queued(batch_id, len(marked) - len(rejected))
         return [outcomes[i] for i in range(len(chunk))]
 
-    def _abandon(self, stuck: TravelRecord) -> None:
+    def _abandon(self, record: TravelRecord, old_batch_id: str | None, old_status: str | None) -> None:
         """Close the stuck job's place in its own batch, so that batch's progress can still finish."""
-        logger.warning("re-queueing a stuck record", extra={"sk": stuck.sk, "old_job_id": stuck.image_job_id})
+        logger.warning("re-queued a stuck record", extra={"sk": record.sk, "old_batch_id": old_batch_id})
         metrics.add_metric(name="StuckJobsRequeued", unit=MetricUnit.Count, value=1)
-        if stuck.image_batch_id:
-            self._batches.finished(
-                stuck.image_batch_id, succeeded=False, was_generating=stuck.image_status == ImageStatus.GENERATING
-            )
+        if old_batch_id:
+            self._batches.finished(old_batch_id, succeeded=False, was_generating=old_status == ImageStatus.GENERATING)
 
     def _release(self, record: TravelRecord, job: ImageJob) -> None:
         """Its message never left: record the failure so the record can be queued again."""

@@ -11,7 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from image_recovery.batches import BatchProgress, BatchRepository
 from image_recovery.errors import BadRequestError, NotFoundError
-from image_recovery.models import Reservation, Segment, TravelRecord, Trip
+from image_recovery.models import ImageStatus, Reservation, Segment, TravelRecord, Trip
 from image_recovery.observability import logger, metrics
 from image_recovery.queueing import FAILED, ItemOutcome, Queuer
 from image_recovery.repository import RecordRepository
@@ -45,6 +45,10 @@ class QueueResult:
 
 def _newest_first(records: list[TravelRecord]) -> list[TravelRecord]:
     return sorted(records, key=lambda r: (r.created_at or "", r.id), reverse=True)
+
+
+def _is_failed(record: TravelRecord) -> bool:
+    return record.effective_status == ImageStatus.FAILED
 
 
 def _state(record: TravelRecord) -> dict:
@@ -125,10 +129,13 @@ class RecoveryService:
         return missing_images_view(self._records.user_records(user_id))
 
     def queue(
-        self, user_id: str, requested: Sequence[tuple[str, str]], *, queue_all: bool, style_id: str | None
+        self, user_id: str, requested: Sequence[tuple[str, str]], *, selection: str, style_id: str | None
     ) -> QueueResult:
-        """Queue the named records (or all missing ones). Validates everything before writing anything."""
-        if not queue_all and not requested:
+        """Queue the named records ("ids"), every missing one ("all") or every failed one ("failed").
+
+        Everything is validated before anything is written.
+        """
+        if selection == "ids" and not requested:
             raise BadRequestError(
                 "no_records",
                 'Name at least one record in tripIds, segmentIds or reservationIds, or send {"all": true}.',
@@ -138,20 +145,21 @@ class RecoveryService:
         style = self._styles.resolve(style_id)
 
         records = self._records.user_records(user_id)
-        if queue_all:
-            candidates = _newest_first([r for r in records if r.image_missing])
-        else:
+        if selection == "ids":
             index = {(r.kind.label, r.id): r for r in records}
             candidates = [index[pair] for pair in requested if pair in index]
+        else:
+            wanted = (lambda r: r.image_missing) if selection == "all" else _is_failed
+            candidates = _newest_first([r for r in records if wanted(r)])
 
         batch_id = str(uuid.uuid4())
         self._batches.create(batch_id, owner=user_id, style_id=style.id)
         outcomes = {(o.type, o.id): o for o in self._queuer.queue(candidates, batch_id=batch_id, style_id=style.id)}
-        if queue_all:
-            items = list(outcomes.values())
-        else:
+        if selection == "ids":
             # Unknown ids and other users' ids look the same: not_found, and nothing written for them.
             items = [outcomes.get(pair) or ItemOutcome(*pair, FAILED, "not_found") for pair in requested]
+        else:
+            items = list(outcomes.values())
         self._record_metrics(items)
         logger.info("queued image jobs", extra={"batch_id": batch_id, "items": len(items)})
         return QueueResult(batch_id, style.id, items)

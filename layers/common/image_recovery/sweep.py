@@ -61,9 +61,9 @@ class Sweeper:
         style = self._styles.default()
         batch_id = f"sweep-{uuid.uuid4()}"
         self._batches.create(batch_id, owner=SWEEP_OWNER, style_id=style.id)
+        stuck = sum(is_stuck(record, stale_before) for record in candidates)  # before queueing changes them
         outcomes = self._queuer.queue(candidates, batch_id=batch_id, style_id=style.id, stale_before=stale_before)
         counts = Counter(o.outcome for o in outcomes)
-        stuck = sum(is_stuck(record, stale_before) for record in candidates)
         report = SweepReport(
             batch_id, len(candidates), stuck, counts["queued"], counts["skipped"], counts["failed"], capped
         )

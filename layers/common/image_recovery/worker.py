@@ -137,7 +137,7 @@ class ImageWorker:
         return JobResult(job.job_id, "succeeded", image_key=key)
 
     def _fail(self, job: ImageJob, record: TravelRecord, reason: str, detail: str) -> JobResult:
-        logger.warning("generation failed permanently", extra={"reason": reason, "detail": detail})
+        logger.warning("job failed", extra={"reason": reason, "detail": detail})
         if self._records.mark_failed(record, job.job_id, reason=reason, detail=detail):
             self._batches.finished(job.batch_id, succeeded=False, was_generating=True)
         with single_metric(

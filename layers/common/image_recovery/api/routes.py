@@ -65,6 +65,7 @@ class Api:
             sub = claims.get("sub")
             if not isinstance(sub, str) or not 0 < len(sub) <= _USER_ID_MAX or "#" in sub or "/" in sub:
                 raise Unauthorized
+            logger.append_keys(user_id=sub)  # the subject only: the token itself is never logged
             return sub
 
         @resolver.get("/missing-images")
@@ -76,7 +77,9 @@ class Api:
 
         @resolver.post("/image-jobs")
         def queue_jobs(request: Annotated[QueueRequest, Body()]) -> Response[QueueResponse]:
-            result = service.queue(current_user(), request.requested, queue_all=request.all, style_id=request.styleId)
+            result = service.queue(
+                current_user(), request.requested, selection=request.selection, style_id=request.styleId
+            )
             body = QueueResponse(
                 batchId=result.batch_id,
                 styleId=result.style_id,

@@ -16,7 +16,7 @@ ImageStatusName = Literal["missing", "queued", "generating", "failed", "ready"]
 
 
 class QueueRequest(BaseModel):
-    """Either ids (any of the three lists) or `all: true`, plus an optional style."""
+    """Ids (any of the three lists), `all: true` or `retryFailed: true`, plus an optional style."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -24,14 +24,19 @@ class QueueRequest(BaseModel):
     segmentIds: list[RecordId] = Field(default_factory=list)
     reservationIds: list[RecordId] = Field(default_factory=list)
     all: bool = False
+    retryFailed: bool = False
     styleId: StyleId | None = None
 
     @model_validator(mode="after")
-    def _ids_or_all(self) -> QueueRequest:
-        named = self.tripIds or self.segmentIds or self.reservationIds
-        if self.all and named:
-            raise ValueError("send either ids or all=true, not both")
+    def _one_selection(self) -> QueueRequest:
+        named = bool(self.tripIds or self.segmentIds or self.reservationIds)
+        if named + self.all + self.retryFailed > 1:
+            raise ValueError("send ids, all=true or retryFailed=true, only one of them")
         return self
+
+    @property
+    def selection(self) -> str:
+        return "all" if self.all else "failed" if self.retryFailed else "ids"
 
     @property
     def requested(self) -> list[tuple[str, str]]:
