@@ -8,6 +8,7 @@ STAMP      := $(VENV)/.installed
 SAM_VENV   := .venv-sam
 SAM        := $(SAM_VENV)/bin/sam
 SAM_VERSION := 1.170.0
+STACK      ?= image-recovery
 
 $(STAMP): requirements-dev.txt layers/common/requirements.txt
 	@test -x $(PY) || "$$(scripts/find-python)" -m venv $(VENV)
@@ -19,12 +20,13 @@ $(SAM):
 	"$$(scripts/find-python)" -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_VERSION)
 
-.PHONY: help demo test lint validate build clean
+.PHONY: help demo test lint validate build clean redrive
 help:
 	@echo "make demo      run the main job end to end on an embedded AWS (moto on 127.0.0.1)"
 	@echo "make test      run the whole test suite"
 	@echo "make lint      ruff and cfn-lint"
 	@echo "make validate  sam validate --lint and sam build (needs python3.13 for the build)"
+	@echo "make redrive   move the deployed stack's dead letters back to the job queue (STACK=$(STACK); AWS credentials)"
 
 demo: $(STAMP)
 	$(PY) -m devtools.demo
@@ -44,6 +46,9 @@ validate: $(SAM)
 	@test -f .aws-sam/build/CommonLayer/python/image_recovery/__init__.py \
 	  || { echo "layer layout is wrong: image_recovery is not under python/ in the built layer" >&2; exit 1; }
 	@echo "sam build: layer package is at python/image_recovery (imported from /opt/python on Lambda)"
+
+redrive: $(STAMP)
+	$(PY) -m devtools.ops redrive --stack-name $(STACK) $(REDRIVE_ARGS)
 
 clean:
 	rm -rf .aws-sam out .pytest_cache .ruff_cache

@@ -1,0 +1,226 @@
+"""Operations paths end to end on moto: retries with backoff, dead letters, redrive, stuck jobs, metrics."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+
+from devtools.lambda_runtime import LambdaContext, http_event, load_event, sqs_event
+from devtools.ops import copy_messages
+from devtools.seed import ALICE
+from image_recovery import aws
+from image_recovery.errors import TransientGenerationError
+from image_recovery.providers.local import LocalImageProvider
+from tests.helpers import REGION, call_api, queued_jobs, table_item
+
+pytestmark = pytest.mark.integration
+
+TRIP_KEY = (f"USER#{ALICE}", "TRIP#trip-euro")
+DRAW = LocalImageProvider.generate
+
+
+@pytest.fixture
+def api(seeded, handler):
+    return handler("api")
+
+
+@pytest.fixture
+def sqs():
+    return boto3.client("sqs", region_name=REGION)
+
+
+def queue_trip(api) -> str:
+    _, body = call_api(api, http_event("api-queue-selected.json", sub=ALICE, body={"tripIds": ["trip-euro"]}))
+    return body["batchId"]
+
+
+def progress(api, batch_id: str) -> dict:
+    _, body = call_api(api, http_event("api-batch-progress.json", sub=ALICE, path_parameters={"batchId": batch_id}))
+    return body
+
+
+def throttle(monkeypatch, failures: int | None) -> list:
+    """Make the local renderer throttle `failures` times (None: always), then draw as usual."""
+    calls: list = []
+
+    def generate(self, request):
+        calls.append(request)
+        if failures is None or len(calls) <= failures:
+            raise TransientGenerationError("throttled", "ThrottlingException: Too many requests")
+        return DRAW(self, request)
+
+    monkeypatch.setattr(LocalImageProvider, "generate", generate)
+    return calls
+
+
+def deliver(stack, sqs, worker) -> tuple[list[dict], dict]:
+    """One delivery as Lambda's poller makes it; then time passes: the message is visible again at once."""
+    messages = sqs.receive_message(
+        QueueUrl=stack.physical("JobQueue"), MaxNumberOfMessages=10, AttributeNames=["All"]
+    ).get("Messages", [])
+    if not messages:
+        return [], {}
+    response = worker.lambda_handler(sqs_event(messages, stack.arns["JobQueue"]), LambdaContext())
+    failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+    for message in messages:
+        if message["MessageId"] in failed:
+            sqs.change_message_visibility(
+                QueueUrl=stack.physical("JobQueue"), ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
+        else:
+            sqs.delete_message(QueueUrl=stack.physical("JobQueue"), ReceiptHandle=message["ReceiptHandle"])
+    return messages, response
+
+
+def requested_delays(client) -> list[int]:
+    delays: list[int] = []
+    client.meta.events.register(
+        "provide-client-params.sqs.ChangeMessageVisibility",
+        lambda params, **_: delays.append(params["VisibilityTimeout"]),
+    )
+    return delays
+
+
+def metrics_emitted(captured: str) -> list[dict]:
+    return [json.loads(line) for line in captured.splitlines() if line.startswith('{"_aws"')]
+
+
+def test_a_throttled_job_is_retried_with_growing_delays_and_later_succeeds(
+    api, handler, stack, sqs, monkeypatch, capsys
+):
+    batch_id = queue_trip(api)
+    worker = handler("worker")
+    calls = throttle(monkeypatch, failures=2)
+    delays = requested_delays(aws.client("sqs"))
+
+    for _ in range(3):
+        deliver(stack, sqs, worker)
+
+    record = table_item(stack, *TRIP_KEY)
+    assert len(calls) == 3
+    assert delays == [30, 60]
+    assert (record["imageStatus"], record["imageAttempts"]) == ("ready", 3)
+    assert "imageError" not in record
+    assert progress(api, batch_id)["succeeded"] == 1
+    emitted = metrics_emitted(capsys.readouterr().out)
+    assert sum(m.get("GenerationRetried", [0])[0] for m in emitted) == 2
+    assert sum(m.get("ImagesGenerated", [0])[0] for m in emitted) == 1
+
+
+def test_while_retrying_the_record_shows_generating_with_the_last_reason(api, handler, stack, sqs, monkeypatch):
+    queue_trip(api)
+    worker = handler("worker")
+    throttle(monkeypatch, failures=None)
+
+    deliver(stack, sqs, worker)
+
+    _, listing = call_api(api, http_event("api-list-missing-images.json", sub=ALICE))
+    euro = next(t for t in listing["trips"] if t["id"] == "trip-euro")
+    assert (euro["imageStatus"], euro["imageError"]) == ("generating", "throttled")
+
+
+def dead_letter(api, handler, stack, sqs, monkeypatch) -> str:
+    """Queue the trip and let every allowed delivery be throttled; returns the batch id."""
+    batch_id = queue_trip(api)
+    worker = handler("worker")
+    throttle(monkeypatch, failures=None)
+    max_receive = int(stack.function_environment("WorkerFunction")["MAX_RECEIVE_COUNT"])
+    for _ in range(max_receive):
+        _, response = deliver(stack, sqs, worker)
+        assert len(response["batchItemFailures"]) == 1
+    # the next receive finds the receive count exhausted: SQS moves the message to the dead-letter queue
+    assert deliver(stack, sqs, worker) == ([], {})
+    return batch_id
+
+
+def test_a_job_that_keeps_failing_ends_in_the_dlq_and_its_record_failed(api, handler, stack, sqs, monkeypatch, capsys):
+    batch_id = dead_letter(api, handler, stack, sqs, monkeypatch)
+
+    dlq = sqs.receive_message(QueueUrl=stack.physical("JobDeadLetterQueue"), VisibilityTimeout=0)["Messages"]
+    assert len(dlq) == 1
+    assert json.loads(dlq[0]["Body"])["recordId"] == "trip-euro"
+    record = table_item(stack, *TRIP_KEY)
+    assert (record["imageStatus"], record["imageError"]) == ("failed", "throttled")
+    assert record["imageAttempts"] == 5
+    assert progress(api, batch_id) | {"batchId": None} == {
+        "batchId": None,
+        "total": 1,
+        "queued": 0,
+        "generating": 0,
+        "succeeded": 0,
+        "failed": 1,
+    }
+    emitted = metrics_emitted(capsys.readouterr().out)
+    assert any(m.get("GenerationFailures") == [1.0] and m.get("reason") == "throttled" for m in emitted)
+
+
+def test_redrive_brings_dead_lettered_jobs_back_and_they_finish(api, handler, stack, sqs, monkeypatch):
+    batch_id = dead_letter(api, handler, stack, sqs, monkeypatch)
+    monkeypatch.setattr(LocalImageProvider, "generate", DRAW)  # the model is healthy again
+
+    report = copy_messages(sqs, stack.physical("JobDeadLetterQueue"), stack.physical("JobQueue"), wait_seconds=0)
+    worker = handler("worker")
+    deliver(stack, sqs, worker)
+
+    assert report.moved == 1
+    record = table_item(stack, *TRIP_KEY)
+    assert record["imageStatus"] == "ready"
+    assert progress(api, batch_id) | {"batchId": None} == {
+        "batchId": None,
+        "total": 1,
+        "queued": 0,
+        "generating": 0,
+        "succeeded": 1,
+        "failed": 0,
+    }
+
+
+def test_retry_failed_requeues_every_failed_record_of_the_user_and_nothing_else(api, handler, stack, sqs, monkeypatch):
+    dead_letter(api, handler, stack, sqs, monkeypatch)
+    before = len(queued_jobs(stack))
+
+    status, body = call_api(api, http_event("api-queue-selected.json", sub=ALICE, body={"retryFailed": True}))
+
+    assert status == 202
+    assert body["items"] == [{"type": "trip", "id": "trip-euro", "outcome": "queued", "reason": None}]
+    assert len(queued_jobs(stack)) == before + 1
+    assert table_item(stack, *TRIP_KEY)["imageStatus"] == "queued"
+
+
+def test_the_sweep_takes_over_a_stuck_record_and_the_lost_job_does_nothing(api, handler, stack, sqs):
+    old_batch = queue_trip(api)
+    (lost,) = sqs.receive_message(QueueUrl=stack.physical("JobQueue"))["Messages"]  # the message is lost
+    sqs.delete_message(QueueUrl=stack.physical("JobQueue"), ReceiptHandle=lost["ReceiptHandle"])
+    boto3.client("dynamodb", region_name=REGION).update_item(
+        TableName=stack.physical("TravelTable"),
+        Key={"PK": {"S": TRIP_KEY[0]}, "SK": {"S": TRIP_KEY[1]}},
+        UpdateExpression="SET imageUpdatedAt = :long_ago",
+        ExpressionAttributeValues={":long_ago": {"S": "2026-01-01T00:00:00.000Z"}},
+    )
+
+    report = handler("sweep").lambda_handler(load_event("sweep-scheduled.json"), LambdaContext())
+
+    assert report["stuck"] == 1
+    record = table_item(stack, *TRIP_KEY)
+    assert record["imageStatus"] == "queued"
+    assert record["imageJobId"] != json.loads(lost["Body"])["jobId"]
+    assert any(job["recordId"] == "trip-euro" for job in queued_jobs(stack))
+    assert progress(api, old_batch)["queued"] == 0  # the lost job's place in its batch is closed
+    # the lost message, if it ever turns up, finds another job on the record and changes nothing
+    worker = handler("worker")
+    assert worker.lambda_handler(sqs_event([lost], stack.arns["JobQueue"]), LambdaContext()) == {
+        "batchItemFailures": []
+    }
+    assert table_item(stack, *TRIP_KEY)["imageJobId"] == record["imageJobId"]
+
+
+def test_a_recently_queued_record_is_not_stuck(api, handler, stack):
+    queue_trip(api)
+    job_id = table_item(stack, *TRIP_KEY)["imageJobId"]
+
+    report = handler("sweep").lambda_handler(load_event("sweep-scheduled.json"), LambdaContext())
+
+    assert report["stuck"] == 0
+    assert table_item(stack, *TRIP_KEY)["imageJobId"] == job_id

@@ -1,0 +1,269 @@
+"""Operator commands (devtools/ops.py): the move task's exact request, --copy against moto, stack outputs."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from devtools import ops
+from devtools.template_resources import LocalStack
+
+REGION = "us-east-1"
+DLQ_ARN = "arn:aws:sqs:us-east-1:123456789012:image-recovery-JobDeadLetterQueue-abc"
+JOB_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:image-recovery-JobQueue-def"
+DLQ_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/image-recovery-JobDeadLetterQueue-abc"
+JOB_QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/image-recovery-JobQueue-def"
+OUTPUTS = {
+    "JobQueueUrl": JOB_QUEUE_URL,
+    "JobQueueArn": JOB_QUEUE_ARN,
+    "DeadLetterQueueUrl": DLQ_URL,
+    "DeadLetterQueueArn": DLQ_ARN,
+}
+
+
+def client(service: str):
+    return boto3.client(service, region_name=REGION)
+
+
+# ------------------------------------------------------------------ move task (Stubber: moto has none)
+@pytest.mark.parametrize(("rate", "extra"), [(None, {}), (25, {"MaxNumberOfMessagesPerSecond": 25})])
+def test_redrive_starts_a_move_task_from_the_dlq_to_the_job_queue(rate: int | None, extra: dict) -> None:
+    sqs = client("sqs")
+    with Stubber(sqs) as stub:
+        stub.add_response(
+            "start_message_move_task",
+            {"TaskHandle": "handle-1"},
+            {"SourceArn": DLQ_ARN, "DestinationArn": JOB_QUEUE_ARN, **extra},
+        )
+        assert ops.start_redrive(sqs, DLQ_ARN, JOB_QUEUE_ARN, rate=rate) == "handle-1"
+        stub.assert_no_pending_responses()
+
+
+def test_redrive_status_lists_the_dlq_move_tasks() -> None:
+    sqs = client("sqs")
+    task = {
+        "TaskHandle": "handle-1",
+        "Status": "RUNNING",
+        "SourceArn": DLQ_ARN,
+        "DestinationArn": JOB_QUEUE_ARN,
+        "ApproximateNumberOfMessagesMoved": 3,
+        "ApproximateNumberOfMessagesToMove": 23,
+        "StartedTimestamp": 1767225600000,
+    }
+    with Stubber(sqs) as stub:
+        stub.add_response("list_message_move_tasks", {"Results": [task]}, {"SourceArn": DLQ_ARN, "MaxResults": 10})
+        assert ops.list_redrives(sqs, DLQ_ARN) == [task]
+
+
+def test_main_redrive_prints_the_handle_and_the_dlq_depth(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sqs = client("sqs")
+    stub = Stubber(sqs)
+    stub.add_response(
+        "get_queue_attributes",
+        {"Attributes": {"ApproximateNumberOfMessages": "23"}},
+        {"QueueUrl": DLQ_URL, "AttributeNames": ["ApproximateNumberOfMessages"]},
+    )
+    stub.add_response(
+        "start_message_move_task",
+        {"TaskHandle": "handle-7"},
+        {"SourceArn": DLQ_ARN, "DestinationArn": JOB_QUEUE_ARN, "MaxNumberOfMessagesPerSecond": 5},
+    )
+    stub.activate()
+    monkeypatch.setattr(ops, "stack_outputs", lambda _cfn, name: OUTPUTS if name == "image-recovery" else {})
+    monkeypatch.setattr(boto3.session.Session, "client", lambda _self, service, **_: sqs if service == "sqs" else None)
+
+    assert ops.main(["redrive", "--stack-name", "image-recovery", "--rate", "5"]) == 0
+
+    out = capsys.readouterr().out
+    assert "about 23 message(s)" in out
+    assert "handle-7" in out
+    stub.assert_no_pending_responses()
+
+
+def test_main_rejects_a_rate_sqs_would_refuse(capsys: pytest.CaptureFixture[str]) -> None:
+    assert ops.main(["redrive", "--stack-name", "s", "--rate", "501"]) == 2
+    assert "--rate" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ stack outputs
+def describe_stacks_response(outputs: dict[str, str]) -> dict:
+    return {
+        "Stacks": [
+            {
+                "StackName": "image-recovery",
+                "CreationTime": "2026-01-01T00:00:00Z",
+                "StackStatus": "UPDATE_COMPLETE",
+                "Outputs": [{"OutputKey": k, "OutputValue": v} for k, v in outputs.items()],
+            }
+        ]
+    }
+
+
+def test_stack_outputs_are_read_from_describe_stacks() -> None:
+    cloudformation = client("cloudformation")
+    with Stubber(cloudformation) as stub:
+        stub.add_response("describe_stacks", describe_stacks_response(OUTPUTS), {"StackName": "image-recovery"})
+        outputs = ops.stack_outputs(cloudformation, "image-recovery")
+
+    assert ops.require_outputs(outputs, ops.REDRIVE_OUTPUTS, "image-recovery") == OUTPUTS
+
+
+def test_a_missing_output_names_itself_and_the_fix() -> None:
+    cloudformation = client("cloudformation")
+    older_stack = {k: v for k, v in OUTPUTS.items() if not k.endswith("Arn")}
+    with Stubber(cloudformation) as stub:
+        stub.add_response("describe_stacks", describe_stacks_response(older_stack), {"StackName": "image-recovery"})
+        outputs = ops.stack_outputs(cloudformation, "image-recovery")
+
+    with pytest.raises(ops.OpsError, match=r"no output JobQueueArn, DeadLetterQueueArn; deploy the current"):
+        ops.require_outputs(outputs, ops.REDRIVE_OUTPUTS, "image-recovery")
+
+
+def test_an_unknown_stack_is_a_clear_error() -> None:
+    cloudformation = client("cloudformation")
+    with Stubber(cloudformation) as stub:
+        stub.add_client_error(
+            "describe_stacks",
+            service_error_code="ValidationError",
+            service_message="Stack with id nope does not exist",
+            http_status_code=400,
+            expected_params={"StackName": "nope"},
+        )
+        with pytest.raises(ops.OpsError, match="cannot read stack 'nope': Stack with id nope does not exist"):
+            ops.stack_outputs(cloudformation, "nope")
+
+
+def test_main_reports_a_missing_output_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(ops, "stack_outputs", lambda _cfn, _name: {"JobQueueUrl": JOB_QUEUE_URL})
+
+    assert ops.main(["redrive", "--stack-name", "old-stack", "--copy"]) == 2
+    assert "error: stack 'old-stack' has no output JobQueueArn, DeadLetterQueueUrl, DeadLetterQueueArn" in (
+        capsys.readouterr().err
+    )
+
+
+# ------------------------------------------------------------------ --copy (moto, queues from template.yaml)
+def drain(sqs, url: str) -> list[dict]:
+    received: list[dict] = []
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get(
+        "Messages", []
+    ):
+        received.extend(batch)
+        sqs.delete_message_batch(
+            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
+        )
+    return received
+
+
+def queue_counts(sqs, url: str) -> tuple[int, int]:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def job_body(n: int) -> str:
+    return json.dumps({"version": 1, "jobId": f"job-{n:02d}", "pk": "USER#u1", "sk": f"TRIP#t{n:02d}"})
+
+
+def test_copy_moves_every_dead_letter_back_with_its_body(stack: LocalStack) -> None:
+    sqs = client("sqs")
+    dlq, jobs = stack.physical("JobDeadLetterQueue"), stack.physical("JobQueue")
+    for n in range(23):
+        sqs.send_message(
+            QueueUrl=dlq,
+            MessageBody=job_body(n),
+            MessageAttributes={"origin": {"DataType": "String", "StringValue": f"test-{n}"}},
+        )
+
+    report = ops.copy_messages(sqs, dlq, jobs, wait_seconds=0)
+
+    assert (report.moved, report.send_failed, report.delete_failed) == (23, 0, 0)
+    assert queue_counts(sqs, dlq) == (0, 0)
+    moved = drain(sqs, jobs)
+    assert sorted(m["Body"] for m in moved) == sorted(job_body(n) for n in range(23))
+    assert {m["MessageAttributes"]["origin"]["StringValue"] for m in moved} == {f"test-{n}" for n in range(23)}
+
+
+def test_copy_stops_at_the_limit(stack: LocalStack) -> None:
+    sqs = client("sqs")
+    dlq, jobs = stack.physical("JobDeadLetterQueue"), stack.physical("JobQueue")
+    for n in range(12):
+        sqs.send_message(QueueUrl=dlq, MessageBody=job_body(n))
+
+    report = ops.copy_messages(sqs, dlq, jobs, limit=5, wait_seconds=0)
+
+    assert report.moved == 5
+    assert queue_counts(sqs, dlq)[0] == 7
+    assert len(drain(sqs, jobs)) == 5
+
+
+def test_copy_deletes_only_what_was_sent() -> None:
+    sqs = client("sqs")
+    received = [
+        {"MessageId": f"m{i}", "ReceiptHandle": f"r{i}", "Body": job_body(i), "MD5OfBody": "x"} for i in range(3)
+    ]
+    with Stubber(sqs) as stub:
+        stub.add_response(
+            "receive_message",
+            {"Messages": received},
+            {
+                "QueueUrl": DLQ_URL,
+                "MaxNumberOfMessages": 10,
+                "WaitTimeSeconds": 0,
+                "VisibilityTimeout": 120,
+                "MessageAttributeNames": ["All"],
+            },
+        )
+        stub.add_response(
+            "send_message_batch",
+            {
+                "Successful": [
+                    {"Id": "0", "MessageId": "n0", "MD5OfMessageBody": "x"},
+                    {"Id": "2", "MessageId": "n2", "MD5OfMessageBody": "x"},
+                ],
+                "Failed": [{"Id": "1", "SenderFault": False, "Code": "InternalError", "Message": "try again"}],
+            },
+            {"QueueUrl": JOB_QUEUE_URL, "Entries": [{"Id": str(i), "MessageBody": job_body(i)} for i in range(3)]},
+        )
+        stub.add_response(
+            "delete_message_batch",
+            {"Successful": [{"Id": "0"}, {"Id": "1"}], "Failed": []},
+            {"QueueUrl": DLQ_URL, "Entries": [{"Id": "0", "ReceiptHandle": "r0"}, {"Id": "1", "ReceiptHandle": "r2"}]},
+        )
+        stub.add_response("receive_message", {"Messages": []})
+
+        report = ops.copy_messages(sqs, DLQ_URL, JOB_QUEUE_URL, wait_seconds=0)
+        stub.assert_no_pending_responses()
+
+    assert (report.moved, report.send_failed, report.delete_failed) == (2, 1, 0)
+    assert report.errors == ["send m1: try again"]
+
+
+def test_main_copy_against_the_local_stack(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sqs = client("sqs")
+    outputs = {
+        "JobQueueUrl": stack.physical("JobQueue"),
+        "JobQueueArn": stack.arns["JobQueue"],
+        "DeadLetterQueueUrl": stack.physical("JobDeadLetterQueue"),
+        "DeadLetterQueueArn": stack.arns["JobDeadLetterQueue"],
+    }
+    for n in range(4):
+        sqs.send_message(QueueUrl=outputs["DeadLetterQueueUrl"], MessageBody=job_body(n))
+    monkeypatch.setattr(ops, "stack_outputs", lambda _cfn, _name: outputs)
+
+    assert ops.main(["redrive", "--stack-name", "image-recovery", "--region", REGION, "--copy"]) == 0
+
+    out = capsys.readouterr().out
+    assert "about 4 message(s)" in out
+    assert "moved 4 message(s) to the job queue (0 not sent, 0 sent but not deleted)" in out
+    assert len(drain(sqs, outputs["JobQueueUrl"])) == 4
