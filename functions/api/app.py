@@ -5,13 +5,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from image_recovery import bootstrap
 from image_recovery.config import ApiSettings
-from image_recovery.observability import logger, metrics, tracer
+from image_recovery.observability import logger, metrics
 
 api = bootstrap.api(ApiSettings.from_env())
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return api.handle(event, context)

@@ -4,13 +4,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from image_recovery import bootstrap
 from image_recovery.config import WorkerSettings
-from image_recovery.observability import logger, metrics, tracer
+from image_recovery.observability import logger, metrics
 
-runtime = bootstrap.WorkerRuntime(WorkerSettings.from_env())
+runtime = bootstrap.worker(WorkerSettings.from_env())
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return runtime.handle(event, context)

@@ -80,7 +80,7 @@ class Harness:
 
     def generate(self, model_id: str, request: ImageRequest | None = None):
         with self.stubber:
-            result = BedrockImageProvider(model_id, self.client).generate(request or _request())
+            result = BedrockImageProvider(model_id, lambda: self.client).generate(request or _request())
         self.stubber.assert_no_pending_responses()
         return result
 
@@ -278,7 +278,7 @@ def test_network_errors_are_transient(exc: Exception, reason: str) -> None:
             raise exc
 
     with pytest.raises(TransientGenerationError) as info:
-        BedrockImageProvider(NOVA, FailingClient()).generate(_request())
+        BedrockImageProvider(NOVA, FailingClient).generate(_request())
     assert info.value.reason == reason
 
 
@@ -288,14 +288,15 @@ def test_network_errors_are_transient(exc: Exception, reason: str) -> None:
 )
 def test_unknown_model_family_fails_at_construction(model_id: str) -> None:
     with pytest.raises(ConfigurationError, match="unsupported Bedrock image model"):
-        BedrockImageProvider(model_id, client=object())
+        BedrockImageProvider(model_id, client=object)
 
 
-def test_build_provider_bedrock_uses_client_factory() -> None:
-    client = object()
-    provider = build_provider("bedrock", NOVA, lambda: client)
+def test_build_provider_bedrock_makes_its_client_only_when_it_first_generates() -> None:
+    made = []
+    provider = build_provider("bedrock", NOVA, lambda: made.append("client") or pytest.fail("too early"))
+
     assert isinstance(provider, BedrockImageProvider)
-    assert provider._client is client
+    assert made == []
 
 
 def test_build_provider_rejects_unknown_name() -> None:

@@ -6,6 +6,7 @@ Endpoints follow the standard AWS_ENDPOINT_URL variables, which is how the local
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import Any
 
@@ -21,7 +22,10 @@ _DEFAULT_CONFIG = Config(retries={"mode": "standard"})
 
 @cache
 def client(service: str) -> Any:
-    return boto3.session.Session().client(service, config=_CLIENT_CONFIG.get(service, _DEFAULT_CONFIG))
+    # Lambda sets AWS_REGION; boto3 itself only reads AWS_DEFAULT_REGION.
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    config = _CLIENT_CONFIG.get(service, _DEFAULT_CONFIG)
+    return boto3.session.Session().client(service, region_name=region, config=config)
 
 
 def reset() -> None:

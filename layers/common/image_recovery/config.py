@@ -18,7 +18,8 @@ NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)
 
 
 class CommonSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # Built on first use: each function validates one of these classes, not all four.
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     region: NonEmpty = Field(validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
     travel_table: NonEmpty = Field(validation_alias="TRAVEL_TABLE_NAME")

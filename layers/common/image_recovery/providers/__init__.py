@@ -15,11 +15,10 @@ def build_provider(name: str, model_id: str, client_factory: Callable[[], Any]) 
     if name == "bedrock":
         from image_recovery.providers.bedrock import BedrockImageProvider
 
-        return BedrockImageProvider(model_id, client_factory())
+        return BedrockImageProvider(model_id, client_factory)
     if name == "local":
-        from image_recovery.providers.local import (
-            LocalImageProvider,
-        )  # needs Pillow, which the Lambda layer does not ship
+        # needs Pillow, which the Lambda layer does not ship
+        from image_recovery.providers.local import LocalImageProvider
 
         return LocalImageProvider()
     raise ValueError(f"unknown image provider {name!r}: expected 'bedrock' or 'local'")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,7 +80,10 @@ def _truncate(text: str, limit: int) -> str:
 
 
 class BedrockImageProvider:
-    def __init__(self, model_id: str, client: Any) -> None:
+    """`client` is a zero-argument callable returning the bedrock-runtime client, called on first use:
+    building a client costs tens of milliseconds that a cold start should not pay before it needs them."""
+
+    def __init__(self, model_id: str, client: Callable[[], Any]) -> None:
         self._family = _family_for(model_id)
         self._model_id = model_id
         self._client = client
@@ -87,7 +91,7 @@ class BedrockImageProvider:
     def generate(self, request: ImageRequest) -> GeneratedImage:
         body = self._build_body(request)
         try:
-            response = self._client.invoke_model(
+            response = self._client().invoke_model(
                 modelId=self._model_id,
                 body=json.dumps(body),
                 contentType="application/json",

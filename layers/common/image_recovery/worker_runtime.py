@@ -1,0 +1,116 @@
+"""The worker's Lambda runtime: SQS batch -> one idempotent job per record, retries delayed by visibility."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, Json
+
+from image_recovery import aws
+from image_recovery.batches import BatchRepository
+from image_recovery.config import WorkerSettings
+from image_recovery.jobs import ImageJob
+from image_recovery.observability import logger
+from image_recovery.providers import build_provider
+from image_recovery.repository import RecordRepository
+from image_recovery.storage import ImageStore
+from image_recovery.styles import StyleCatalog
+from image_recovery.worker import ImageWorker
+
+# A finished job is remembered for a day, longer than the queue keeps any redelivery.
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+RETRY_BASE_SECONDS = 30
+RETRY_MAX_SECONDS = 900
+
+
+def retry_delay_seconds(attempt: int) -> int:
+    """30 s, 60 s, 120 s, ... capped at 15 minutes, for the attempt that just failed (1-based)."""
+    return min(RETRY_BASE_SECONDS * 2 ** max(attempt - 1, 0), RETRY_MAX_SECONDS)
+
+
+class _DeliveryAttributes(BaseModel):
+    ApproximateReceiveCount: int
+
+
+class JobRecord(BaseModel):
+    """The parts of an SQS record the worker reads; a body that is not a job fails that record alone.
+
+    Our own small model rather than Powertools' SqsRecordModel: importing the parser's model package
+    loads every event source's models, about 50 ms of cold start for fields we never read.
+    """
+
+    messageId: str
+    receiptHandle: str
+    body: Json[ImageJob]
+    attributes: _DeliveryAttributes
+
+
+class WorkerRuntime:
+    """SQS batch -> one idempotent ImageWorker.process per record, partial failures reported back."""
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        provider = build_provider(
+            settings.image_provider, settings.bedrock_model_id, lambda: aws.client("bedrock-runtime")
+        )
+        store = ImageStore(
+            lambda: aws.client("s3"), settings.image_bucket, region=settings.region, url_base=settings.image_url_base
+        )
+        self.worker = ImageWorker(RecordRepository(), BatchRepository(), StyleCatalog(), provider, store)
+        # Failed records are always reported item by item, even when all fail, so Lambda's SQS poller
+        # retries exactly those and the function's Errors metric means a crash, not a throttled model.
+        self._processor = BatchProcessor(event_type=EventType.SQS, model=JobRecord, raise_on_entire_batch_failure=False)
+        self._idempotency = IdempotencyConfig(
+            event_key_jmespath="job_id", expires_after_seconds=IDEMPOTENCY_TTL_SECONDS
+        )
+        self._idempotency_table = settings.idempotency_table
+        self._queue_url = settings.job_queue_url
+        self._max_attempts = settings.max_receive_count
+
+    @cached_property
+    def _process_once(self) -> Callable[..., dict]:
+        """`worker.process` guarded by Powertools idempotency (its DynamoDB client is made on first use)."""
+        persistence = DynamoDBPersistenceLayer(table_name=self._idempotency_table, boto3_client=aws.client("dynamodb"))
+
+        @idempotent_function(data_keyword_argument="job", config=self._idempotency, persistence_store=persistence)
+        def process(job: ImageJob, attempt: int, max_attempts: int) -> dict:
+            return self.worker.process(job, attempt=attempt, max_attempts=max_attempts).as_dict()
+
+        return process
+
+    def _record(self, record: JobRecord) -> dict:
+        job = record.body
+        attempt = int(record.attributes.ApproximateReceiveCount)
+        logger.append_keys(job_id=job.job_id, batch_id=job.batch_id, user_id=job.pk.removeprefix("USER#"))
+        try:
+            return self._process_once(job=job, attempt=attempt, max_attempts=self._max_attempts)
+        except Exception:
+            self._delay_retry(record.receiptHandle, attempt)
+            raise
+        finally:
+            logger.remove_keys(["job_id", "batch_id", "user_id"])
+
+    def _delay_retry(self, receipt_handle: str, attempt: int) -> None:
+        """Back off by hiding the message for longer each time, instead of sleeping in the function."""
+        delay = retry_delay_seconds(attempt)
+        try:
+            aws.client("sqs").change_message_visibility(
+                QueueUrl=self._queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=delay
+            )
+        except Exception:
+            # The message is retried after the queue's own visibility timeout instead; nothing is lost.
+            logger.exception("could not delay the retry", extra={"delay_seconds": delay})
+
+    def handle(self, event: dict, context: LambdaContext) -> dict[str, Any]:
+        self._idempotency.register_lambda_context(context)
+        return process_partial_response(
+            event=event, record_handler=self._record, processor=self._processor, context=context
+        )
