@@ -243,7 +243,7 @@ def test_permanent_client_errors(bedrock: Harness, code: str, status: int) -> No
     bedrock.fail(NOVA, code, status)
     with pytest.raises(PermanentGenerationError) as info:
         bedrock.generate(NOVA)
-    assert info.value.reason == "provider_error" and not info.value.retryable
+    assert info.value.reason == "provider_rejected" and not info.value.retryable
     assert not isinstance(info.value, ContentFilteredError)
 
 

@@ -294,7 +294,7 @@ def test_functions_get_their_operations_settings(function: str, variable: str, p
 
 
 def test_stuck_job_minutes_has_a_floor() -> None:
-    assert (PARAMETERS["StuckJobMinutes"]["Default"], PARAMETERS["StuckJobMinutes"]["MinValue"]) == (60, 10)
+    assert (PARAMETERS["StuckJobMinutes"]["Default"], PARAMETERS["StuckJobMinutes"]["MinValue"]) == (60, 20)
 
 
 # ------------------------------------------------------------------ outputs and the local stack

@@ -178,4 +178,6 @@ def _map_client_error(exc: ClientError) -> Exception:
         return TransientGenerationError("provider_error", detail)
     if code in _THROTTLED or status == 429:
         return TransientGenerationError("throttled", detail)
-    return PermanentGenerationError("provider_error", detail)
+    # Access denied, unknown model, bad request: a configuration problem, not worth a retry. Its own reason,
+    # so that it is never mistaken for a transient provider_error whose retries ran out.
+    return PermanentGenerationError("provider_rejected", detail)
