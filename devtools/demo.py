@@ -19,6 +19,7 @@ import boto3
 from devtools.embedded_aws import REGION, embedded_aws, use_function_environment
 from devtools.lambda_runtime import LambdaContext, drain_queue, http_event, load_handler
 from devtools.seed import ALICE, BOB, put_items, sample_items
+from devtools.streams import LocalStream
 
 
 def _call(api: object, event: dict) -> dict:
@@ -33,6 +34,10 @@ def run(out_dir: Path) -> dict:
     with embedded_aws() as stack:
         put_items(stack.physical("TravelTable"), sample_items(), region=REGION)
         quiet = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+        # the host app's writes reach the indexer through the table's stream, as in AWS
+        use_function_environment(stack, "indexer", **quiet)
+        indexed = LocalStream(stack).deliver(load_handler("indexer"))
+        print(f"indexer: {indexed} stream records from the travel table")
         use_function_environment(stack, "api", **quiet)
         api = load_handler("api")
         use_function_environment(stack, "worker", IMAGE_PROVIDER="local", **quiet)

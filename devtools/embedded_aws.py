@@ -15,7 +15,13 @@ from devtools.template_resources import LocalStack, build_stack
 from image_recovery import aws
 
 REGION = "us-east-1"
-FUNCTIONS = {"api": "ApiFunction", "worker": "WorkerFunction", "sweep": "SweepFunction"}
+FUNCTIONS = {
+    "api": "ApiFunction",
+    "worker": "WorkerFunction",
+    "sweep": "SweepFunction",
+    "indexer": "IndexerFunction",
+    "tasks": "TasksFunction",
+}
 
 
 def _free_port() -> int:

@@ -11,12 +11,19 @@ from moto import mock_aws
 
 from devtools.lambda_runtime import LambdaContext, load_handler
 from devtools.seed import put_items, sample_items
+from devtools.streams import LocalStream
 from devtools.template_resources import LocalStack, build_stack
 from image_recovery import aws
 from image_recovery.observability import metrics
 
 REGION = "us-east-1"
-FUNCTIONS = {"api": "ApiFunction", "worker": "WorkerFunction", "sweep": "SweepFunction"}
+FUNCTIONS = {
+    "api": "ApiFunction",
+    "worker": "WorkerFunction",
+    "sweep": "SweepFunction",
+    "indexer": "IndexerFunction",
+    "tasks": "TasksFunction",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -49,12 +56,6 @@ def stack() -> Iterator[LocalStack]:
 
 
 @pytest.fixture
-def seeded(stack: LocalStack) -> LocalStack:
-    put_items(stack.physical("TravelTable"), sample_items(), region=REGION)
-    return stack
-
-
-@pytest.fixture
 def handler(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Callable[..., ModuleType]:
     """Load functions/<name>/app.py with the environment the template gives that function."""
 
@@ -68,6 +69,28 @@ def handler(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Callable[...,
         return load_handler(name)
 
     return load
+
+
+@pytest.fixture
+def deliver_stream(stack: LocalStack, handler: Callable[..., ModuleType]) -> Callable[[], int]:
+    """Deliver the travel table's pending stream records to the real indexer handler, as Lambda would."""
+    stream = LocalStream(stack)
+    indexer: ModuleType | None = None
+
+    def deliver() -> int:
+        nonlocal indexer
+        indexer = indexer or handler("indexer")
+        return stream.deliver(indexer)
+
+    return deliver
+
+
+@pytest.fixture
+def seeded(stack: LocalStack, deliver_stream: Callable[[], int]) -> LocalStack:
+    """The sample data, written the way the host app writes, and seen by the indexer through the stream."""
+    put_items(stack.physical("TravelTable"), sample_items(), region=REGION)
+    deliver_stream()
+    return stack
 
 
 @pytest.fixture

@@ -101,11 +101,12 @@ def test_records_with_images_are_skipped_and_unknown_or_foreign_ids_not_found(ap
     assert queued_jobs(stack) == []
 
 
-def test_queue_all_sends_messages_in_batches_of_ten(api, stack):
+def test_queue_all_sends_messages_in_batches_of_ten(api, stack, deliver_stream):
     put_items(
         stack.physical("TravelTable"),
         [trip(ALICE, f"bulk-{n:02}", f"Bulk trip {n}", f"2026-05-01T00:00:{n:02}.000Z") for n in range(20)],
     )
+    deliver_stream()
     sends = []
     aws.client("sqs").meta.events.register("provide-client-params.sqs.SendMessageBatch", lambda **kw: sends.append(kw))
 
@@ -136,6 +137,7 @@ def test_batch_progress_counts_the_queued_records_and_is_private(api):
         "generating": 0,
         "succeeded": 0,
         "failed": 0,
+        "complete": True,
     }
     assert foreign_status == 404
     assert foreign["error"]["code"] == "not_found"

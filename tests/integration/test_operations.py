@@ -151,6 +151,7 @@ def test_a_job_that_keeps_failing_ends_in_the_dlq_and_its_record_failed(api, han
         "generating": 0,
         "succeeded": 0,
         "failed": 1,
+        "complete": True,
     }
     emitted = metrics_emitted(capsys.readouterr().out)
     assert any(m.get("GenerationFailures") == [1.0] and m.get("reason") == "throttled" for m in emitted)
@@ -174,6 +175,7 @@ def test_redrive_brings_dead_lettered_jobs_back_and_they_finish(api, handler, st
         "generating": 0,
         "succeeded": 1,
         "failed": 0,
+        "complete": True,
     }
 
 

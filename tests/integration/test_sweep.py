@@ -46,10 +46,11 @@ def test_records_queued_through_the_api_are_left_alone(seeded, handler, stack):
     assert len(queued_jobs(stack)) == 6
 
 
-def test_the_per_run_cap_limits_what_one_sweep_queues(stack, handler):
+def test_the_per_run_cap_limits_what_one_sweep_queues(stack, handler, deliver_stream):
     put_items(
         stack.physical("TravelTable"), [trip(f"u{n}", f"t{n}", f"Trip {n}", "2026-01-01T00:00:00Z") for n in range(30)]
     )
+    deliver_stream()
 
     report = sweep(handler, SWEEP_MAX_JOBS="7", SWEEP_SEGMENTS="3")
 

@@ -83,6 +83,7 @@ def test_a_job_ends_with_the_image_in_s3_and_its_url_on_the_record(api, handler,
         "generating": 0,
         "succeeded": 3,
         "failed": 0,
+        "complete": True,
     }
     _, listing = call_api(api, http_event("api-list-missing-images.json", sub=ALICE))
     assert listing["count"] == 2

@@ -10,7 +10,11 @@ from image_recovery.errors import ConfigurationError
 
 COMMON = {"AWS_REGION": "eu-west-1", "TRAVEL_TABLE_NAME": "travel", "BATCH_TABLE_NAME": "batches"}
 VALID = {
-    ApiSettings: {**COMMON, "JOB_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/jobs"},
+    ApiSettings: {
+        **COMMON,
+        "JOB_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/jobs",
+        "TASK_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/tasks",
+    },
     WorkerSettings: {
         **COMMON,
         "IDEMPOTENCY_TABLE_NAME": "idempotency",

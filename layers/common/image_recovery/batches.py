@@ -19,6 +19,7 @@ class BatchProgress:
     generating: int
     succeeded: int
     failed: int
+    complete: bool
 
     @classmethod
     def of(cls, batch: ImageBatch) -> BatchProgress:
@@ -31,6 +32,7 @@ class BatchProgress:
             generating=generating,
             succeeded=succeeded,
             failed=failed,
+            complete=batch.complete is not False,
         )
 
 
@@ -45,6 +47,12 @@ class BatchRepository:
             return ImageBatch.get(batch_id, consistent_read=True)
         except ImageBatch.DoesNotExist:
             return None
+
+    def mark_pending(self, batch_id: str) -> None:
+        ImageBatch(batch_id).update(actions=[ImageBatch.complete.set(False)])
+
+    def mark_complete(self, batch_id: str) -> None:
+        ImageBatch(batch_id).update(actions=[ImageBatch.complete.set(True)])
 
     def add_queued(self, batch_id: str, count: int) -> None:
         if count:

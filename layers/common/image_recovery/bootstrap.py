@@ -11,14 +11,23 @@ from typing import TYPE_CHECKING
 
 from image_recovery import aws, models
 from image_recovery.batches import BatchRepository
-from image_recovery.config import ApiSettings, CommonSettings, SweepSettings, WorkerSettings
+from image_recovery.config import (
+    ApiSettings,
+    CommonSettings,
+    IndexerSettings,
+    SweepSettings,
+    TasksSettings,
+    WorkerSettings,
+)
 from image_recovery.queueing import JobQueue, Queuer
 from image_recovery.repository import RecordRepository
 from image_recovery.styles import StyleCatalog
 
 if TYPE_CHECKING:
     from image_recovery.api import Api
+    from image_recovery.stream import StreamIndexer
     from image_recovery.sweep import Sweeper
+    from image_recovery.tasks_runtime import TasksRuntime
     from image_recovery.worker_runtime import WorkerRuntime
 
 
@@ -26,13 +35,14 @@ def _bind(settings: CommonSettings) -> None:
     models.bind(travel_table=settings.travel_table, batch_table=settings.batch_table, region=settings.region)
 
 
-def _queuer(settings: ApiSettings | SweepSettings) -> Queuer:
+def _queuer(settings: ApiSettings | SweepSettings | IndexerSettings | TasksSettings) -> Queuer:
     return Queuer(RecordRepository(), BatchRepository(), JobQueue(lambda: aws.client("sqs"), settings.job_queue_url))
 
 
 def api(settings: ApiSettings) -> Api:
     from image_recovery.api import build_api
     from image_recovery.recovery import RecoveryService
+    from image_recovery.tasks import TaskQueue
 
     _bind(settings)
     service = RecoveryService(
@@ -40,6 +50,7 @@ def api(settings: ApiSettings) -> Api:
         BatchRepository(),
         StyleCatalog(),
         _queuer(settings),
+        TaskQueue(lambda: aws.client("sqs"), settings.task_queue_url),
         max_ids_per_request=settings.max_ids_per_request,
     )
     return build_api(service)
@@ -65,3 +76,28 @@ def worker(settings: WorkerSettings) -> WorkerRuntime:
 
     _bind(settings)
     return WorkerRuntime(settings)
+
+
+def indexer(settings: IndexerSettings) -> StreamIndexer:
+    from image_recovery.stream import StreamIndexer
+
+    _bind(settings)
+    return StreamIndexer(
+        BatchRepository(), StyleCatalog(), _queuer(settings), queue_new_records=settings.queue_new_records
+    )
+
+
+def tasks(settings: TasksSettings) -> TasksRuntime:
+    from image_recovery.tasks import TaskQueue, TaskRunner
+    from image_recovery.tasks_runtime import TasksRuntime
+
+    _bind(settings)
+    runner = TaskRunner(
+        RecordRepository(),
+        BatchRepository(),
+        _queuer(settings),
+        TaskQueue(lambda: aws.client("sqs"), settings.task_queue_url),
+        travel_table=settings.travel_table,
+        repair_segments=settings.repair_segments,
+    )
+    return TasksRuntime(runner)

@@ -36,6 +36,7 @@ class CommonSettings(BaseModel):
 
 class ApiSettings(CommonSettings):
     job_queue_url: NonEmpty = Field(validation_alias="JOB_QUEUE_URL")
+    task_queue_url: NonEmpty = Field(validation_alias="TASK_QUEUE_URL")
     max_ids_per_request: int = Field(default=100, ge=1, le=1000, validation_alias="MAX_IDS_PER_REQUEST")
 
 
@@ -55,3 +56,14 @@ class SweepSettings(CommonSettings):
     sweep_max_jobs: int = Field(default=1000, ge=1, validation_alias="SWEEP_MAX_JOBS")
     sweep_segments: int = Field(default=4, ge=1, le=64, validation_alias="SWEEP_SEGMENTS")
     stuck_after_minutes: int = Field(default=60, ge=1, validation_alias="STUCK_AFTER_MINUTES")
+
+
+class IndexerSettings(CommonSettings):
+    job_queue_url: NonEmpty = Field(validation_alias="JOB_QUEUE_URL")
+    queue_new_records: bool = Field(default=False, validation_alias="QUEUE_NEW_RECORDS")
+
+
+class TasksSettings(CommonSettings):
+    job_queue_url: NonEmpty = Field(validation_alias="JOB_QUEUE_URL")
+    task_queue_url: NonEmpty = Field(validation_alias="TASK_QUEUE_URL")
+    repair_segments: int = Field(default=8, ge=1, le=256, validation_alias="REPAIR_SEGMENTS")

@@ -15,6 +15,7 @@ from pynamodb.attributes import (
     TTLAttribute,
     UnicodeAttribute,
 )
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 
@@ -48,6 +49,27 @@ def user_pk(user_id: str) -> str:
     return f"USER#{user_id}"
 
 
+MISSING_INDEX_NAME = "MissingImages"
+
+
+class MissingImageIndex(GlobalSecondaryIndex):
+    """Sparse index: a record is in it exactly while its image is missing (DESIGN §2 leaves the helper
+    attributes to us). Partition = the owner's PK, sort = createdAt#SK, so a user's missing records come
+    back newest first and the sweep's scan reads only missing records."""
+
+    class Meta:
+        index_name = MISSING_INDEX_NAME
+        projection = AllProjection()
+
+    owner = UnicodeAttribute(hash_key=True, attr_name="imageMissingOwner")
+    sort = UnicodeAttribute(range_key=True, attr_name="imageMissingSort")
+
+
+def missing_index_values(pk: str, sk: str, created_at: str | None) -> tuple[str, str]:
+    """(owner, sort) of a record in the sparse index."""
+    return pk, f"{created_at or ''}#{sk}"
+
+
 class TravelRecord(Model):
     """A trip, segment or reservation. `entityType` picks the subclass on read."""
 
@@ -72,6 +94,10 @@ class TravelRecord(Model):
     image_attempts = NumberAttribute(attr_name="imageAttempts", null=True)
     image_queued_at = UnicodeAttribute(attr_name="imageQueuedAt", null=True)
     image_updated_at = UnicodeAttribute(attr_name="imageUpdatedAt", null=True)
+    image_missing_owner = UnicodeAttribute(attr_name="imageMissingOwner", null=True)
+    image_missing_sort = UnicodeAttribute(attr_name="imageMissingSort", null=True)
+
+    missing_images = MissingImageIndex()
 
     @property
     def owner_id(self) -> str:
@@ -97,6 +123,10 @@ class TravelRecord(Model):
     @property
     def display_name(self) -> str:
         raise NotImplementedError
+
+
+def is_failed(record: TravelRecord) -> bool:
+    return record.effective_status == ImageStatus.FAILED
 
 
 class Trip(TravelRecord, discriminator=EntityType.TRIP.value):
@@ -180,6 +210,8 @@ class ImageBatch(Model):
     generating = NumberAttribute(default=0)
     succeeded = NumberAttribute(default=0)
     failed = NumberAttribute(default=0)
+    # False while a fan-out task is still queueing the rest of a large request
+    complete = BooleanAttribute(default=True)
     expires_at = TTLAttribute(attr_name="expiresAt", null=True)
 
 

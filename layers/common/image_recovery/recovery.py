@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from image_recovery.batches import BatchProgress, BatchRepository
 from image_recovery.errors import BadRequestError, NotFoundError
-from image_recovery.models import ImageStatus, Reservation, Segment, TravelRecord, Trip
+from image_recovery.models import Reservation, Segment, TravelRecord, Trip, is_failed
 from image_recovery.observability import logger, metrics
 from image_recovery.queueing import FAILED, ItemOutcome, Queuer
 from image_recovery.repository import RecordRepository
 from image_recovery.styles import PromptStyle, StyleCatalog
+from image_recovery.tasks import QUEUE_PAGE_SIZE, QueueMissingTask, TaskQueue
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class QueueResult:
     batch_id: str
     style_id: str
     items: list[ItemOutcome]
+    complete: bool = True
 
     def summary(self) -> dict[str, dict[str, int]]:
         counts = Counter((item.type, item.outcome) for item in self.items)
@@ -47,10 +49,6 @@ def _newest_first(records: list[TravelRecord]) -> list[TravelRecord]:
     return sorted(records, key=lambda r: (r.created_at or "", r.id), reverse=True)
 
 
-def _is_failed(record: TravelRecord) -> bool:
-    return record.effective_status == ImageStatus.FAILED
-
-
 def _state(record: TravelRecord) -> dict:
     return {
         "id": record.id,
@@ -61,9 +59,20 @@ def _state(record: TravelRecord) -> dict:
     }
 
 
-def missing_images_view(records: Sequence[TravelRecord]) -> MissingImages:
-    """The user's records without images, newest first, each with its parents' names."""
-    by_sk = {r.sk: r for r in records}
+def parent_keys(records: Iterable[TravelRecord]) -> set[tuple[str, str]]:
+    """Keys of the trips and segments that the records' context names."""
+    keys: set[tuple[str, str]] = set()
+    for record in records:
+        if isinstance(record, Segment | Reservation):
+            keys.add((record.pk, Trip.sort_key(record.trip_id or "")))
+        if isinstance(record, Reservation):
+            keys.add((record.pk, Segment.sort_key(record.trip_id or "", record.segment_id or "")))
+    return keys
+
+
+def missing_images_view(missing: Sequence[TravelRecord], parents: Iterable[TravelRecord] = ()) -> MissingImages:
+    """Records without images, newest first, each with its parents' names (from `missing` or `parents`)."""
+    by_sk = {r.sk: r for r in (*missing, *parents)}
 
     def title_of(trip_id: str | None) -> str | None:
         trip = by_sk.get(Trip.sort_key(trip_id or ""))
@@ -73,7 +82,7 @@ def missing_images_view(records: Sequence[TravelRecord]) -> MissingImages:
         segment = by_sk.get(Segment.sort_key(trip_id or "", segment_id or ""))
         return segment.name if isinstance(segment, Segment) else None
 
-    missing = _newest_first([r for r in records if r.image_missing])
+    missing = _newest_first([r for r in missing if r.image_missing])
     trips = [
         {**_state(r), "title": r.title, "startDate": r.start_date, "endDate": r.end_date, "destination": r.destination}
         for r in missing
@@ -116,6 +125,7 @@ class RecoveryService:
         batches: BatchRepository,
         styles: StyleCatalog,
         queuer: Queuer,
+        tasks: TaskQueue,
         *,
         max_ids_per_request: int,
     ) -> None:
@@ -123,17 +133,24 @@ class RecoveryService:
         self._batches = batches
         self._styles = styles
         self._queuer = queuer
+        self._tasks = tasks
         self._max_ids = max_ids_per_request
 
     def missing_images(self, user_id: str) -> MissingImages:
-        return missing_images_view(self._records.user_records(user_id))
+        """Reads the user's missing records from the sparse index, then only the parents it must name."""
+        missing = self._records.missing_for_user(user_id).records
+        present = {(r.pk, r.sk) for r in missing}
+        parents = self._records.get_many(parent_keys(missing) - present)
+        return missing_images_view(missing, parents.values())
 
     def queue(
         self, user_id: str, requested: Sequence[tuple[str, str]], *, selection: str, style_id: str | None
     ) -> QueueResult:
         """Queue the named records ("ids"), every missing one ("all") or every failed one ("failed").
 
-        Everything is validated before anything is written.
+        Everything is validated before anything is written. "all" and "failed" queue the first
+        QUEUE_PAGE_SIZE records here and hand the rest to a fan-out task, so a request for 10,000
+        records answers at once; its batch says `complete: false` until the task is done.
         """
         if selection == "ids" and not requested:
             raise BadRequestError(
@@ -144,13 +161,14 @@ class RecoveryService:
             raise BadRequestError("too_many_ids", f"At most {self._max_ids} ids per request; got {len(requested)}.")
         style = self._styles.resolve(style_id)
 
-        records = self._records.user_records(user_id)
+        next_key = None
         if selection == "ids":
-            index = {(r.kind.label, r.id): r for r in records}
-            candidates = [index[pair] for pair in requested if pair in index]
+            candidates = self._find_requested(user_id, requested)
         else:
-            wanted = (lambda r: r.image_missing) if selection == "all" else _is_failed
-            candidates = _newest_first([r for r in records if wanted(r)])
+            page = self._records.missing_for_user(user_id, limit=QUEUE_PAGE_SIZE)
+            candidates, next_key = page.records, page.next_key
+            if selection == "failed":
+                candidates = [r for r in candidates if is_failed(r)]
 
         batch_id = str(uuid.uuid4())
         self._batches.create(batch_id, owner=user_id, style_id=style.id)
@@ -160,9 +178,26 @@ class RecoveryService:
             items = [outcomes.get(pair) or ItemOutcome(*pair, FAILED, "not_found") for pair in requested]
         else:
             items = list(outcomes.values())
+        if next_key is not None:
+            self._batches.mark_pending(batch_id)
+            self._tasks.send(
+                QueueMissingTask(
+                    batch_id=batch_id, user_id=user_id, style_id=style.id, selection=selection, start_key=next_key
+                )
+            )
         self._record_metrics(items)
-        logger.info("queued image jobs", extra={"batch_id": batch_id, "items": len(items)})
-        return QueueResult(batch_id, style.id, items)
+        logger.info("queued image jobs", extra={"batch_id": batch_id, "items": len(items), "fan_out": bool(next_key)})
+        return QueueResult(batch_id, style.id, items, complete=next_key is None)
+
+    def _find_requested(self, user_id: str, requested: Sequence[tuple[str, str]]) -> list[TravelRecord]:
+        """The requested records of this user, in request order. The sparse index answers for records
+        missing images; only ids it does not hold (images present, not indexed yet, or not the user's)
+        cost a read of the user's partition, to tell "has_image" from "not_found"."""
+        found = {(r.kind.label, r.id): r for r in self._records.missing_for_user(user_id).records}
+        if any(pair not in found for pair in requested):
+            for record in self._records.user_records(user_id):
+                found.setdefault((record.kind.label, record.id), record)
+        return [found[pair] for pair in requested if pair in found]
 
     def progress(self, user_id: str, batch_id: str) -> BatchProgress:
         batch = self._batches.get(batch_id)

@@ -7,6 +7,7 @@ may move, so concurrent requests, sweeps and redelivered messages can never queu
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pynamodb.exceptions import UpdateError
@@ -14,7 +15,16 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.operand import Path
 from pynamodb.expressions.update import Action
 
-from image_recovery.models import IN_FLIGHT, ImageStatus, Reservation, Segment, TravelRecord, Trip, user_pk
+from image_recovery.models import (
+    IN_FLIGHT,
+    ImageStatus,
+    Reservation,
+    Segment,
+    TravelRecord,
+    Trip,
+    missing_index_values,
+    user_pk,
+)
 
 _TRAVEL_CLASSES = (Trip, Segment, Reservation)
 _CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -66,7 +76,7 @@ def _error_detail(detail: str) -> Action:
     )
 
 
-def _conditional_update(record: TravelRecord, actions: list, condition: Condition) -> bool:
+def conditional_update(record: TravelRecord, actions: list, condition: Condition) -> bool:
     """Apply `actions` if `condition` holds; False when it does not (someone else got there first)."""
     try:
         record.update(actions=actions, condition=condition)
@@ -77,10 +87,29 @@ def _conditional_update(record: TravelRecord, actions: list, condition: Conditio
     return True
 
 
+@dataclass(frozen=True)
+class Page:
+    records: list[TravelRecord]
+    next_key: dict | None
+
+
 class RecordRepository:
     def user_records(self, user_id: str) -> list[TravelRecord]:
-        """Every trip, segment and reservation of one user (other item kinds in the partition are ignored)."""
+        """Every trip, segment and reservation of one user (other item kinds in the partition are ignored).
+
+        Reads the whole partition: only for the rare cases the index cannot answer (see RecoveryService).
+        """
         return list(TravelRecord.query(user_pk(user_id), filter_condition=_is_travel_record()))
+
+    def missing_for_user(self, user_id: str, *, limit: int | None = None, start_key: dict | None = None) -> Page:
+        """The user's records without images, newest first, from the sparse index: cost grows with
+        the missing records, not with the user's other records. A record whose image arrived after the
+        index was last reconciled is dropped here."""
+        result = TravelRecord.missing_images.query(
+            user_pk(user_id), scan_index_forward=False, limit=limit, last_evaluated_key=start_key
+        )
+        records = [r for r in result if r.image_missing]
+        return Page(records, result.last_evaluated_key)
 
     def get(self, pk: str, sk: str) -> TravelRecord | None:
         """One travel record; None if absent or if the key holds another kind of item.
@@ -100,15 +129,20 @@ class RecordRepository:
         return {(r.pk, r.sk): r for r in TravelRecord.batch_get(unique)}
 
     def scan_queueable(self, segment: int, total_segments: int, *, stale_before: str) -> Iterator[TravelRecord]:
-        """Records missing an image that nobody is working on (or that are stuck), from one scan segment."""
-        condition = _is_travel_record() & image_missing_condition() & _queueable(stale_before)
-        return TravelRecord.scan(condition, segment=segment, total_segments=total_segments)
+        """Records missing an image that nobody is working on (or that are stuck), from one segment of a
+        parallel scan of the sparse index: it holds only records missing images, so this reads no others."""
+        condition = image_missing_condition() & _queueable(stale_before)
+        return TravelRecord.missing_images.scan(condition, segment=segment, total_segments=total_segments)
 
     def mark_queued(
         self, record: TravelRecord, *, job_id: str, batch_id: str, style_id: str, stale_before: str | None = None
     ) -> bool:
         now = utc_now()
+        owner, sort = missing_index_values(record.pk, record.sk, record.created_at)
         actions = [
+            # keeps the record visible in the sparse index even if the stream has not reached it yet
+            TravelRecord.image_missing_owner.set(owner),
+            TravelRecord.image_missing_sort.set(sort),
             TravelRecord.image_status.set(ImageStatus.QUEUED.value),
             TravelRecord.image_job_id.set(job_id),
             TravelRecord.image_batch_id.set(batch_id),
@@ -118,7 +152,7 @@ class RecordRepository:
             TravelRecord.image_error.remove(),
             TravelRecord.image_error_detail.remove(),
         ]
-        return _conditional_update(record, actions, image_missing_condition() & _queueable(stale_before))
+        return conditional_update(record, actions, image_missing_condition() & _queueable(stale_before))
 
     def mark_generating(self, record: TravelRecord, job_id: str) -> bool:
         """queued (or failed after its retries ran out, when the job is redriven) -> generating; counts an attempt.
@@ -135,13 +169,13 @@ class RecordRepository:
         condition = (
             _owned_by_job(job_id) & (TravelRecord.image_status == record.image_status) & image_missing_condition()
         )
-        return _conditional_update(record, actions, condition)
+        return conditional_update(record, actions, condition)
 
     def note_attempt(self, record: TravelRecord, job_id: str) -> bool:
         """A further delivery of a job that is already generating: count it and show it is alive."""
         actions = [TravelRecord.image_attempts.add(1), TravelRecord.image_updated_at.set(utc_now())]
         condition = _owned_by_job(job_id) & (TravelRecord.image_status == ImageStatus.GENERATING.value)
-        return _conditional_update(record, actions, condition)
+        return conditional_update(record, actions, condition)
 
     def note_retry(self, record: TravelRecord, job_id: str, *, reason: str, detail: str = "") -> bool:
         """Record why the current attempt failed; the job stays generating and will be retried."""
@@ -151,7 +185,7 @@ class RecordRepository:
             TravelRecord.image_updated_at.set(utc_now()),
         ]
         condition = _owned_by_job(job_id) & (TravelRecord.image_status == ImageStatus.GENERATING.value)
-        return _conditional_update(record, actions, condition)
+        return conditional_update(record, actions, condition)
 
     def mark_ready(self, record: TravelRecord, job_id: str, *, image_url: str, image_key: str) -> bool:
         """Write the image back, unless an image was set meanwhile or another job took the record."""
@@ -160,11 +194,13 @@ class RecordRepository:
             TravelRecord.image_key.set(image_key),
             TravelRecord.image_status.set(ImageStatus.READY.value),
             TravelRecord.image_updated_at.set(utc_now()),
+            TravelRecord.image_missing_owner.remove(),
+            TravelRecord.image_missing_sort.remove(),
             TravelRecord.image_error.remove(),
             TravelRecord.image_error_detail.remove(),
         ]
         condition = _owned_by_job(job_id) & image_missing_condition()
-        return _conditional_update(record, actions, condition)
+        return conditional_update(record, actions, condition)
 
     def mark_failed(self, record: TravelRecord, job_id: str, *, reason: str, detail: str = "") -> bool:
         actions = [
@@ -174,4 +210,4 @@ class RecordRepository:
             TravelRecord.image_updated_at.set(utc_now()),
         ]
         condition = _owned_by_job(job_id) & image_missing_condition() & TravelRecord.image_status.is_in(*IN_FLIGHT)
-        return _conditional_update(record, actions, condition)
+        return conditional_update(record, actions, condition)

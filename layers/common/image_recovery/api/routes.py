@@ -83,6 +83,7 @@ class Api:
             body = QueueResponse(
                 batchId=result.batch_id,
                 styleId=result.style_id,
+                complete=result.complete,
                 summary=result.summary(),
                 items=[asdict(item) for item in result.items],
             )
@@ -98,6 +99,7 @@ class Api:
                 generating=progress.generating,
                 succeeded=progress.succeeded,
                 failed=progress.failed,
+                complete=progress.complete,
             )
 
         @resolver.get("/styles")

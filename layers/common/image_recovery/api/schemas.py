@@ -112,6 +112,7 @@ class QueueSummary(BaseModel):
 class QueueResponse(BaseModel):
     batchId: str
     styleId: str
+    complete: bool  # false: a fan-out task is still queueing the rest (follow GET /image-jobs/{batchId})
     summary: QueueSummary
     items: list[ItemResult]
 
@@ -123,6 +124,7 @@ class BatchProgressResponse(BaseModel):
     generating: int
     succeeded: int
     failed: int
+    complete: bool
 
 
 class StyleOut(BaseModel):

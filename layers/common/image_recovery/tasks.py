@@ -1,0 +1,122 @@
+"""Long work split into SQS-carried tasks, each resuming where the previous invocation stopped.
+
+Two kinds: queueing every missing (or failed) record of one user, for users with more than one request
+can handle at once; and one segment of the full-table repair scan. A task runs until its Lambda is
+close to its timeout, then sends itself on with the key it reached, so any amount of work is covered
+by a chain of short invocations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic.alias_generators import to_camel
+
+from image_recovery.batches import BatchRepository
+from image_recovery.indexing import IndexChange, reconcile, scan_segment
+from image_recovery.models import is_failed
+from image_recovery.observability import logger
+from image_recovery.queueing import Queuer, chunked
+from image_recovery.repository import RecordRepository
+
+QUEUE_PAGE_SIZE = 100
+
+
+class _Task(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    version: Literal[1] = 1
+    start_key: dict[str, Any] | None = None
+
+
+class QueueMissingTask(_Task):
+    kind: Literal["queue-missing"] = "queue-missing"
+    batch_id: str
+    user_id: str
+    style_id: str
+    selection: Literal["all", "failed"]
+
+
+class RepairSegmentTask(_Task):
+    kind: Literal["repair-segment"] = "repair-segment"
+    segment: int = Field(ge=0)
+    total_segments: int = Field(ge=1)
+
+
+Task = Annotated[QueueMissingTask | RepairSegmentTask, Field(discriminator="kind")]
+TASK = TypeAdapter(Task)
+
+
+class TaskQueue:
+    def __init__(self, client: Callable[[], Any], queue_url: str) -> None:
+        self._client = client
+        self._queue_url = queue_url
+
+    def send(self, *tasks: QueueMissingTask | RepairSegmentTask) -> None:
+        for chunk in chunked(tasks, 10):
+            entries = [{"Id": str(i), "MessageBody": t.model_dump_json(by_alias=True)} for i, t in enumerate(chunk)]
+            response = self._client().send_message_batch(QueueUrl=self._queue_url, Entries=entries)
+            if response.get("Failed"):
+                raise RuntimeError(f"SQS refused {len(response['Failed'])} task(s): {response['Failed']}")
+
+
+class TaskRunner:
+    def __init__(
+        self,
+        records: RecordRepository,
+        batches: BatchRepository,
+        queuer: Queuer,
+        tasks: TaskQueue,
+        *,
+        travel_table: str,
+        repair_segments: int,
+    ) -> None:
+        self._records = records
+        self._batches = batches
+        self._queuer = queuer
+        self._tasks = tasks
+        self._travel_table = travel_table
+        self._repair_segments = repair_segments
+
+    def start_repair(self) -> int:
+        """Fan the repair scan out: one task per segment, each its own chain of invocations."""
+        self._tasks.send(
+            *(RepairSegmentTask(segment=s, total_segments=self._repair_segments) for s in range(self._repair_segments))
+        )
+        return self._repair_segments
+
+    def run(self, task: QueueMissingTask | RepairSegmentTask, time_is_up: Callable[[], bool]) -> dict:
+        if isinstance(task, QueueMissingTask):
+            return self._queue_missing(task, time_is_up)
+        return self._repair(task, time_is_up)
+
+    def _queue_missing(self, task: QueueMissingTask, time_is_up: Callable[[], bool]) -> dict:
+        key, queued = task.start_key, 0
+        while True:
+            page = self._records.missing_for_user(task.user_id, limit=QUEUE_PAGE_SIZE, start_key=key)
+            candidates = page.records if task.selection == "all" else [r for r in page.records if is_failed(r)]
+            outcomes = self._queuer.queue(candidates, batch_id=task.batch_id, style_id=task.style_id)
+            queued += sum(o.outcome == "queued" for o in outcomes)
+            key = page.next_key
+            if key is None:
+                self._batches.mark_complete(task.batch_id)
+                return {"kind": task.kind, "queued": queued, "done": True}
+            if time_is_up():
+                self._tasks.send(task.model_copy(update={"start_key": key}))
+                return {"kind": task.kind, "queued": queued, "done": False}
+
+    def _repair(self, task: RepairSegmentTask, time_is_up: Callable[[], bool]) -> dict:
+        changes = dict.fromkeys(IndexChange, 0)
+        done = True
+        for items, next_key in scan_segment(self._travel_table, task.segment, task.total_segments, task.start_key):
+            for item in items:
+                changes[reconcile(item)] += 1
+            if next_key and time_is_up():
+                self._tasks.send(task.model_copy(update={"start_key": next_key}))
+                done = False
+                break
+        summary = {"kind": task.kind, "segment": task.segment, "done": done, **changes}
+        logger.info("repair segment progress", extra=summary)
+        return summary

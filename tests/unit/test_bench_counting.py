@@ -1,0 +1,108 @@
+"""The benchmark's own machinery: request and item counting, the data set, a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+
+from bench import data, results, scenarios
+from bench.counting import measure
+from devtools.seed import put_items, trip
+from devtools.template_resources import load_template
+from image_recovery.models import TravelRecord
+
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def stack():
+    """The benchmark's own moto session (a fresh one: the unit tests' module-wide stack would collide)."""
+    with data.local_aws() as local:
+        data.bind_models(local)
+        yield local
+
+
+def test_the_counter_counts_what_a_query_scanned_and_what_a_batch_get_returned(stack):
+    table = stack.physical("TravelTable")
+    put_items(table, [trip("ann", f"t{n}", f"Trip {n}", "2026-01-01T00:00:00.000Z", "https://x/y.png") for n in range(5)])
+    client = boto3.client("dynamodb", region_name=REGION)
+
+    with measure() as counts:
+        # the filter drops every item, but DynamoDB read (and bills) all five
+        page = client.query(
+            TableName=table,
+            KeyConditionExpression="PK = :pk",
+            FilterExpression="attribute_not_exists(imageUrl)",
+            ExpressionAttributeValues={":pk": {"S": "USER#ann"}},
+        )
+        client.batch_get_item(
+            RequestItems={table: {"Keys": [{"PK": {"S": "USER#ann"}, "SK": {"S": f"TRIP#t{n}"}} for n in range(3)]}}
+        )
+        client.get_item(TableName=table, Key={"PK": {"S": "USER#ann"}, "SK": {"S": "TRIP#nope"}})
+
+    assert page["Count"] == 0
+    assert counts.requests == {("dynamodb", "Query"): 1, ("dynamodb", "BatchGetItem"): 1, ("dynamodb", "GetItem"): 1}
+    assert (counts.items_by("Query"), counts.items_by("BatchGetItem"), counts.items_by("GetItem")) == (5, 3, 0)
+    assert (counts.searched_items, counts.point_items, counts.items_read) == (5, 3, 8)
+
+
+def test_pynamodb_calls_are_counted_too_and_only_inside_the_block(stack):
+    put_items(stack.physical("TravelTable"), [trip("bo", "t1", "Trip", "2026-01-01T00:00:00.000Z")])
+
+    with measure() as counts:
+        assert len(list(TravelRecord.query("USER#bo"))) == 1
+    list(TravelRecord.query("USER#bo"))
+
+    assert counts.calls("Query", "dynamodb") == 1
+    assert counts.items_read == 1
+
+
+def test_the_data_set_misses_the_asked_share_in_all_three_forms():
+    dataset = data.make_dataset(records=1_000, users=7, missing_ratio=0.03)
+
+    assert len(dataset.items) == 1_000
+    assert {item["userId"] for item in dataset.items} == set(dataset.users)
+    missing = [item for item in dataset.items if not item.get("imageUrl")]
+    assert len(missing) == dataset.missing_count == 30
+    assert {repr(item.get("imageUrl", "absent")) for item in missing} == {"'absent'", "None", "''"}
+    assert {item["entityType"] for item in dataset.items} == {"TRIP", "SEGMENT", "RESERVATION"}
+
+
+def test_every_function_folder_maps_to_a_template_function():
+    folders = scenarios.function_folders(load_template())
+
+    assert {"api", "worker", "sweep"} <= folders.keys()
+    assert folders["api"] == "ApiFunction"
+
+
+def test_a_tiny_run_produces_every_row_and_the_naive_listing_reads_the_whole_table():
+    records = 300
+    dataset = data.make_dataset(records=records, users=10, missing_ratio=0.05)
+
+    with data.local_aws() as local:
+        data.seed(local, dataset)
+        data.prepare(local)
+        bench = scenarios.Bench(local, dataset, data.Snapshot.take(local, dataset.missing_keys), repeat=1)
+        listing = scenarios.listing(bench)
+        sweep = scenarios.sweep(bench)
+        queueing = scenarios.queueing(bench, records=12)
+    rendering = scenarios.renderer(images=2, repeat=1)
+
+    assert listing.naive.counts.items_by("Scan") == records
+    assert sweep.naive.counts.items_by("Scan") == records
+    assert sweep.naive.counts.calls("SendMessage", "sqs") == dataset.missing_count == 15
+    assert queueing.naive.counts.total_requests == 2 * 12
+    for result, prefix in (
+        (listing, "listing one user: records read"),
+        (listing, "listing one user: requests"),
+        (sweep, "sweep (15 missing of 300): items read"),
+        (sweep, "sweep (15 missing of 300): SQS send calls"),
+        (queueing, "queueing 12 records: requests"),
+        (queueing, "queueing 12 records: SQS send calls"),
+        (rendering, "local renderer: images per second"),
+    ):
+        row = result.row(prefix)
+        assert row.ours is not None and row.ours > 0
+    markdown = results.table([listing, sweep, queueing, rendering])
+    assert markdown.startswith("| scenario | ours | naive | ratio | target | met? |")
+    assert markdown.count("\n") == 1 + sum(len(r.rows) for r in (listing, sweep, queueing, rendering))
