@@ -24,7 +24,9 @@ def stack():
 
 def test_the_counter_counts_what_a_query_scanned_and_what_a_batch_get_returned(stack):
     table = stack.physical("TravelTable")
-    put_items(table, [trip("ann", f"t{n}", f"Trip {n}", "2026-01-01T00:00:00.000Z", "https://x/y.png") for n in range(5)])
+    put_items(
+        table, [trip("ann", f"t{n}", f"Trip {n}", "2026-01-01T00:00:00.000Z", "https://x/y.png") for n in range(5)]
+    )
     client = boto3.client("dynamodb", region_name=REGION)
 
     with measure() as counts:

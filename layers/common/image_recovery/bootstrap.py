@@ -99,5 +99,6 @@ def tasks(settings: TasksSettings) -> TasksRuntime:
         TaskQueue(lambda: aws.client("sqs"), settings.task_queue_url),
         travel_table=settings.travel_table,
         repair_segments=settings.repair_segments,
+        repair_page_size=settings.repair_page_size,
     )
     return TasksRuntime(runner)

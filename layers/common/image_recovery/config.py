@@ -67,3 +67,5 @@ class TasksSettings(CommonSettings):
     job_queue_url: NonEmpty = Field(validation_alias="JOB_QUEUE_URL")
     task_queue_url: NonEmpty = Field(validation_alias="TASK_QUEUE_URL")
     repair_segments: int = Field(default=8, ge=1, le=256, validation_alias="REPAIR_SEGMENTS")
+    # items per Scan page: bounds the work between two checks of the remaining time
+    repair_page_size: int = Field(default=1000, ge=1, le=10_000, validation_alias="REPAIR_PAGE_SIZE")

@@ -75,16 +75,22 @@ _SCAN_PROJECTION = "PK, SK, entityType, imageUrl, createdAt, imageMissingOwner, 
 
 
 def scan_segment(
-    table_name: str, segment: int, total_segments: int, start_key: dict | None = None, client: Any = None
+    table_name: str,
+    segment: int,
+    total_segments: int,
+    start_key: dict | None = None,
+    *,
+    page_size: int = 1000,
 ) -> Iterator[tuple[list[dict[str, Any]], dict | None]]:
     """Pages of one parallel-scan segment as (plain items, key to resume after this page)."""
-    client = client or aws.client("dynamodb")
+    client = aws.client("dynamodb")
     while True:
         kwargs: dict[str, Any] = {
             "TableName": table_name,
             "Segment": segment,
             "TotalSegments": total_segments,
             "ProjectionExpression": _SCAN_PROJECTION,
+            "Limit": page_size,
         }
         if start_key:
             kwargs["ExclusiveStartKey"] = start_key

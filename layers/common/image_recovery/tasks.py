@@ -72,6 +72,7 @@ class TaskRunner:
         *,
         travel_table: str,
         repair_segments: int,
+        repair_page_size: int,
     ) -> None:
         self._records = records
         self._batches = batches
@@ -79,6 +80,7 @@ class TaskRunner:
         self._tasks = tasks
         self._travel_table = travel_table
         self._repair_segments = repair_segments
+        self._repair_page_size = repair_page_size
 
     def start_repair(self) -> int:
         """Fan the repair scan out: one task per segment, each its own chain of invocations."""
@@ -110,7 +112,10 @@ class TaskRunner:
     def _repair(self, task: RepairSegmentTask, time_is_up: Callable[[], bool]) -> dict:
         changes = dict.fromkeys(IndexChange, 0)
         done = True
-        for items, next_key in scan_segment(self._travel_table, task.segment, task.total_segments, task.start_key):
+        pages = scan_segment(
+            self._travel_table, task.segment, task.total_segments, task.start_key, page_size=self._repair_page_size
+        )
+        for items, next_key in pages:
             for item in items:
                 changes[reconcile(item)] += 1
             if next_key and time_is_up():

@@ -1,0 +1,214 @@
+"""Costs that grow with the missing images, not with the table: the sparse index, its upkeep by the
+stream, the repair scan in resumable segments, and queue-all fanned out for any size."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+
+from bench.counting import measure
+from devtools.lambda_runtime import LambdaContext, http_event, load_event, sqs_event
+from devtools.seed import ALICE, put_items, reservation, segment, trip
+from devtools.streams import LocalStream
+from tests.helpers import REGION, call_api, queued_jobs, table_item
+
+pytestmark = pytest.mark.integration
+
+HAS_IMAGE = "https://images.example.com/x.png"
+
+
+def many_trips(user: str, count: int, *, image: object = HAS_IMAGE, prefix: str = "t") -> list[dict]:
+    return [
+        trip(user, f"{prefix}{n:05}", f"Trip {n}", f"2025-{1 + n % 12:02}-01T00:00:{n % 60:02}.000Z", image)
+        for n in range(count)
+    ]
+
+
+def sqs_receive_all(stack, logical_id: str) -> list[dict]:
+    sqs = boto3.client("sqs", region_name=REGION)
+    got = []
+    while batch := sqs.receive_message(QueueUrl=stack.physical(logical_id), MaxNumberOfMessages=10).get("Messages"):
+        got.extend(batch)
+        sqs.delete_message_batch(
+            QueueUrl=stack.physical(logical_id),
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
+        )
+    return got
+
+
+# ---------------------------------------------------------------- listing and sweep read only missing records
+def test_listing_reads_the_missing_records_and_their_parents_only(seeded, handler, deliver_stream):
+    put_items(seeded.physical("TravelTable"), many_trips(ALICE, 300))  # 300 more records, all with images
+    deliver_stream()
+    api = handler("api")
+
+    with measure() as counts:
+        status, body = call_api(api, http_event("api-list-missing-images.json", sub=ALICE))
+
+    assert (status, body["count"]) == (200, 5)
+    # 5 missing records from the index; their parents are among them (trip-euro, seg-paris-rome): no extra reads
+    assert counts.items_by("Query") == 5
+    assert counts.items_read <= 5
+    assert counts.calls("Scan") == 0
+
+
+def test_listing_fetches_parents_that_have_images_in_one_batch(stack, handler, deliver_stream):
+    put_items(
+        stack.physical("TravelTable"),
+        [
+            trip(ALICE, "t1", "Lisbon", "2026-01-01T00:00:00.000Z", HAS_IMAGE),
+            segment(ALICE, "t1", "s1", "Porto to Lisbon", "2026-01-01T00:01:00.000Z", HAS_IMAGE),
+            reservation(ALICE, "t1", "s1", "r1", "Tram 28", "2026-01-01T00:02:00.000Z"),
+        ],
+    )
+    deliver_stream()
+
+    with measure() as counts:
+        _, body = call_api(handler("api"), http_event("api-list-missing-images.json", sub=ALICE))
+
+    (tram,) = body["reservations"]
+    assert (tram["tripTitle"], tram["segmentName"]) == ("Lisbon", "Porto to Lisbon")
+    assert counts.calls("BatchGetItem") == 1
+    assert counts.items_read == 3  # the missing reservation, then its two parents
+
+
+def test_the_sweep_reads_only_the_missing_records(seeded, handler, deliver_stream):
+    put_items(seeded.physical("TravelTable"), many_trips("someone", 400))
+    deliver_stream()
+
+    with measure() as counts:
+        report = handler("sweep").lambda_handler(load_event("sweep-scheduled.json"), LambdaContext())
+
+    assert report["queued"] == 6
+    assert counts.items_by("Scan") == 6
+
+
+# ---------------------------------------------------------------- index upkeep, whoever writes
+def test_the_stream_indexes_another_writers_records_and_unindexes_them_when_an_image_arrives(
+    stack, handler, deliver_stream
+):
+    put_items(stack.physical("TravelTable"), [trip(ALICE, "t1", "Oslo", "2026-01-01T00:00:00.000Z")])
+    deliver_stream()
+    assert table_item(stack, f"USER#{ALICE}", "TRIP#t1")["imageMissingOwner"] == f"USER#{ALICE}"
+
+    boto3.client("dynamodb", region_name=REGION).update_item(
+        TableName=stack.physical("TravelTable"),
+        Key={"PK": {"S": f"USER#{ALICE}"}, "SK": {"S": "TRIP#t1"}},
+        UpdateExpression="SET imageUrl = :u",
+        ExpressionAttributeValues={":u": {"S": HAS_IMAGE}},
+    )
+    deliver_stream()
+
+    item = table_item(stack, f"USER#{ALICE}", "TRIP#t1")
+    assert "imageMissingOwner" not in item and "imageMissingSort" not in item
+    _, body = call_api(handler("api"), http_event("api-list-missing-images.json", sub=ALICE))
+    assert body["count"] == 0
+
+
+def test_the_indexers_own_writes_do_not_loop(stack, handler):
+    put_items(stack.physical("TravelTable"), many_trips(ALICE, 30, image=None))
+    stream = LocalStream(stack)
+    indexer = handler("indexer")
+
+    first = stream.deliver(indexer)  # 30 inserts, then the 30 writes they caused, which change nothing
+
+    assert first == 60
+    assert stream.pending() == []
+
+
+def test_the_stream_ignores_other_items_and_never_revives_a_deleted_record(stack, handler, deliver_stream):
+    table = stack.physical("TravelTable")
+    put_items(table, [{"PK": f"USER#{ALICE}", "SK": "PROFILE", "entityType": "PROFILE", "id": "p"}])
+    put_items(table, [trip(ALICE, "gone", "Gone", "2026-01-01T00:00:00.000Z")])
+    boto3.client("dynamodb", region_name=REGION).delete_item(
+        TableName=table, Key={"PK": {"S": f"USER#{ALICE}"}, "SK": {"S": "TRIP#gone"}}
+    )
+
+    deliver_stream()
+
+    assert table_item(stack, f"USER#{ALICE}", "TRIP#gone") is None
+    assert "imageMissingOwner" not in table_item(stack, f"USER#{ALICE}", "PROFILE")
+
+
+def test_new_records_are_queued_at_once_when_asked(stack, handler):
+    put_items(stack.physical("TravelTable"), [trip(ALICE, "fresh", "Fresh", "2026-01-01T00:00:00.000Z")])
+
+    LocalStream(stack).deliver(handler("indexer", QUEUE_NEW_RECORDS="true"))
+
+    assert [job["recordId"] for job in queued_jobs(stack)] == ["fresh"]
+    assert table_item(stack, f"USER#{ALICE}", "TRIP#fresh")["imageStatus"] == "queued"
+
+
+# ---------------------------------------------------------------- the repair scan, segment by segment
+def run_tasks(stack, tasks_module, *, remaining_ms: int) -> list[dict]:
+    """Run the task queue to empty as Lambda would, each invocation with `remaining_ms` left."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = stack.physical("TaskQueue")
+    results = []
+    for _ in range(500):
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, AttributeNames=["All"]).get("Messages")
+        if not messages:
+            return results
+        response = tasks_module.lambda_handler(
+            sqs_event(messages, stack.arns["TaskQueue"]), LambdaContext(remaining_ms=remaining_ms)
+        )
+        assert response == {"batchItemFailures": []}
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=messages[0]["ReceiptHandle"])
+        results.append(json.loads(messages[0]["Body"]))
+    raise AssertionError("the task queue never emptied")
+
+
+def test_the_repair_scan_fans_out_per_segment_resumes_and_fixes_every_record(stack, handler):
+    table = stack.physical("TravelTable")
+    # written while the stream function was not there: nothing indexed yet
+    put_items(table, many_trips(ALICE, 40, image=None) + many_trips(ALICE, 60, prefix="img"))
+    stale = trip(
+        ALICE,
+        "stale",
+        "Stale",
+        "2026-01-01T00:00:00.000Z",
+        HAS_IMAGE,
+        imageMissingOwner=f"USER#{ALICE}",
+        imageMissingSort="x",
+    )
+    put_items(table, [stale])
+    tasks = handler("tasks", REPAIR_SEGMENTS="3", REPAIR_PAGE_SIZE="10")
+
+    started = tasks.lambda_handler(load_event("tasks-repair-scheduled.json"), LambdaContext())
+    # little time left in every invocation: each segment goes on page by page as a chain of tasks
+    ran = run_tasks(stack, tasks, remaining_ms=1_000)
+
+    assert started == {"repairSegmentsStarted": 3}
+    assert {t["segment"] for t in ran} == {0, 1, 2}
+    assert any(t["startKey"] for t in ran)  # at least one continuation
+    _, body = call_api(handler("api"), http_event("api-list-missing-images.json", sub=ALICE))
+    assert body["count"] == 40
+    assert "imageMissingOwner" not in table_item(stack, f"USER#{ALICE}", "TRIP#stale")
+
+
+# ---------------------------------------------------------------- queue-all for any size
+def test_queue_all_for_a_large_user_answers_at_once_and_fans_out_exactly_once(stack, handler, deliver_stream):
+    put_items(stack.physical("TravelTable"), many_trips(ALICE, 250, image=""))
+    deliver_stream()
+    api = handler("api")
+
+    status, body = call_api(api, http_event("api-queue-all.json", sub=ALICE))
+
+    assert (status, body["complete"]) == (202, False)
+    assert body["summary"]["trips"]["queued"] == 100
+    _, progress = call_api(
+        api, http_event("api-batch-progress.json", sub=ALICE, path_parameters={"batchId": body["batchId"]})
+    )
+    assert (progress["total"], progress["complete"]) == (100, False)
+
+    run_tasks(stack, handler("tasks"), remaining_ms=1_000)
+
+    _, progress = call_api(
+        api, http_event("api-batch-progress.json", sub=ALICE, path_parameters={"batchId": body["batchId"]})
+    )
+    assert (progress["total"], progress["queued"], progress["complete"]) == (250, 250, True)
+    jobs = sqs_receive_all(stack, "JobQueue")
+    record_ids = [json.loads(m["Body"])["recordId"] for m in jobs]
+    assert len(record_ids) == len(set(record_ids)) == 250
