@@ -18,7 +18,11 @@ PARAMETERS = TEMPLATE["Parameters"]
 GLOBAL_ENV = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
 NAMESPACE = GLOBAL_ENV["POWERTOOLS_METRICS_NAMESPACE"]
 SERVICE = GLOBAL_ENV["POWERTOOLS_SERVICE_NAME"]
-FUNCTIONS = ("ApiFunction", "WorkerFunction", "SweepFunction")
+FUNCTIONS = tuple(
+    name
+    for name, resource in load_template()["Resources"].items()
+    if resource["Type"] == "AWS::Serverless::Function"
+)
 CUSTOM_METRICS = (
     "JobsQueued",
     "JobsSkipped",
