@@ -13,7 +13,9 @@ JOB_VERSION = 1
 
 
 class ImageJob(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore")
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore", defer_build=True
+    )
 
     version: Literal[1] = JOB_VERSION
     job_id: str = Field(min_length=1, max_length=64)

@@ -21,6 +21,7 @@ from image_recovery.observability import logger, metrics
 from image_recovery.repository import RecordRepository
 
 SQS_BATCH_LIMIT = 10
+BATCH_TOTAL_EVERY_CHUNKS = 10
 
 QUEUED, SKIPPED, FAILED = "queued", "skipped", "failed"
 
@@ -103,8 +104,17 @@ class Queuer:
         With `stale_before`, records in flight with no progress since then are taken over by a new job
         (the old job's message, if it ever arrives, finds another job id on the record and does nothing).
         """
-        for chunk in chunked(candidates, SQS_BATCH_LIMIT):
-            yield from self._queue_chunk(chunk, batch_id=batch_id, style_id=style_id, stale_before=stale_before)
+        unrecorded = 0  # queued but not yet added to the batch's total: one counter write per 100 records
+        try:
+            for number, chunk in enumerate(chunked(candidates, SQS_BATCH_LIMIT), start=1):
+                outcomes = self._queue_chunk(chunk, batch_id=batch_id, style_id=style_id, stale_before=stale_before)
+                unrecorded += sum(o.outcome == QUEUED for o in outcomes)
+                if number % BATCH_TOTAL_EVERY_CHUNKS == 0:
+                    self._batches.add_queued(batch_id, unrecorded)
+                    unrecorded = 0
+                yield from outcomes
+        finally:
+            self._batches.add_queued(batch_id, unrecorded)
 
     def _queue_chunk(
         self, chunk: list[TravelRecord], *, batch_id: str, style_id: str, stale_before: str | None
@@ -140,7 +150,6 @@ class Queuer:
                 outcomes[index] = ItemOutcome(record.kind.label, record.id, FAILED, "enqueue_failed")
             else:
                 outcomes[index] = ItemOutcome(record.kind.label, record.id, QUEUED)
-        self._batches.add_queued(batch_id, len(marked) - len(rejected))
         return [outcomes[i] for i in range(len(chunk))]
 
     def _abandon(self, record: TravelRecord, old_batch_id: str | None, old_status: str | None) -> None:

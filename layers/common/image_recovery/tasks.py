@@ -9,6 +9,7 @@ by a chain of short invocations.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -25,7 +26,7 @@ QUEUE_PAGE_SIZE = 100
 
 
 class _Task(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, defer_build=True)
 
     version: Literal[1] = 1
     start_key: dict[str, Any] | None = None
@@ -46,7 +47,12 @@ class RepairSegmentTask(_Task):
 
 
 Task = Annotated[QueueMissingTask | RepairSegmentTask, Field(discriminator="kind")]
-TASK = TypeAdapter(Task)
+
+
+@cache
+def task_adapter() -> TypeAdapter[QueueMissingTask | RepairSegmentTask]:
+    """Parses either task from its JSON; built on first use (the API sends tasks but never reads them)."""
+    return TypeAdapter(Task)
 
 
 class TaskQueue:

@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from image_recovery.tasks import TASK, TaskRunner
+from image_recovery.tasks import TaskRunner, task_adapter
 
 # Stop taking new pages with this much time left; a page of work plus one SQS send fit in it easily.
 SAFETY_MARGIN_MS = 60_000
@@ -24,7 +24,7 @@ class TasksRuntime:
             return {"repairSegmentsStarted": self.runner.start_repair()}
 
         def run(record: SQSRecord) -> dict:
-            task = TASK.validate_json(record.body)
+            task = task_adapter().validate_json(record.body)
             return self.runner.run(task, lambda: context.get_remaining_time_in_millis() < SAFETY_MARGIN_MS)
 
         return process_partial_response(event=event, record_handler=run, processor=self._processor, context=context)

@@ -9,16 +9,22 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 MAX_BODY_BYTES = 64 * 1024
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 
+
+class _Schema(BaseModel):
+    # Validators are built on first use: a container serving GET /styles never builds QueueRequest's.
+    model_config = ConfigDict(defer_build=True)
+
+
 RecordId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 StyleId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 BatchId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,64}$")]
 ImageStatusName = Literal["missing", "queued", "generating", "failed", "ready"]
 
 
-class QueueRequest(BaseModel):
+class QueueRequest(_Schema):
     """Ids (any of the three lists), `all: true` or `retryFailed: true`, plus an optional style."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     tripIds: list[RecordId] = Field(default_factory=list)
     segmentIds: list[RecordId] = Field(default_factory=list)
@@ -49,7 +55,7 @@ class QueueRequest(BaseModel):
         return list(dict.fromkeys(pairs))
 
 
-class _Missing(BaseModel):
+class _Missing(_Schema):
     id: str
     createdAt: str | None
     imageStatus: ImageStatusName
@@ -83,33 +89,33 @@ class MissingReservation(_Missing):
     startTime: str | None = None
 
 
-class MissingImagesResponse(BaseModel):
+class MissingImagesResponse(_Schema):
     count: int
     trips: list[MissingTrip]
     segments: list[MissingSegment]
     reservations: list[MissingReservation]
 
 
-class TypeSummary(BaseModel):
+class TypeSummary(_Schema):
     queued: int = 0
     skipped: int = 0
     failed: int = 0
 
 
-class ItemResult(BaseModel):
+class ItemResult(_Schema):
     type: Literal["trip", "segment", "reservation"]
     id: str
     outcome: Literal["queued", "skipped", "failed"]
     reason: str | None = None
 
 
-class QueueSummary(BaseModel):
+class QueueSummary(_Schema):
     trips: TypeSummary = Field(default_factory=TypeSummary)
     segments: TypeSummary = Field(default_factory=TypeSummary)
     reservations: TypeSummary = Field(default_factory=TypeSummary)
 
 
-class QueueResponse(BaseModel):
+class QueueResponse(_Schema):
     batchId: str
     styleId: str
     complete: bool  # false: a fan-out task is still queueing the rest (follow GET /image-jobs/{batchId})
@@ -117,7 +123,7 @@ class QueueResponse(BaseModel):
     items: list[ItemResult]
 
 
-class BatchProgressResponse(BaseModel):
+class BatchProgressResponse(_Schema):
     batchId: str
     total: int
     queued: int
@@ -127,12 +133,12 @@ class BatchProgressResponse(BaseModel):
     complete: bool
 
 
-class StyleOut(BaseModel):
+class StyleOut(_Schema):
     id: str
     name: str
     description: str
     isDefault: bool
 
 
-class StylesResponse(BaseModel):
+class StylesResponse(_Schema):
     styles: list[StyleOut]
