@@ -15,13 +15,6 @@ from devtools.template_resources import LocalStack, build_stack
 from image_recovery import aws
 
 REGION = "us-east-1"
-FUNCTIONS = {
-    "api": "ApiFunction",
-    "worker": "WorkerFunction",
-    "sweep": "SweepFunction",
-    "indexer": "IndexerFunction",
-    "tasks": "TasksFunction",
-}
 
 
 def _free_port() -> int:
@@ -61,4 +54,4 @@ def embedded_aws() -> Iterator[LocalStack]:
 
 def use_function_environment(stack: LocalStack, function: str, **overrides: str) -> None:
     """Set the variables template.yaml gives one function (plus overrides) before loading its handler."""
-    os.environ.update({**stack.function_environment(FUNCTIONS[function]), **overrides})
+    os.environ.update({**stack.function_environment(stack.function_logical_ids()[function]), **overrides})

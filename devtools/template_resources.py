@@ -107,6 +107,14 @@ class LocalStack:
         own_vars = function.get("Environment", {}).get("Variables", {})
         return {k: str(self.resolve(v)) for k, v in {**global_vars, **own_vars}.items()}
 
+    def function_logical_ids(self) -> dict[str, str]:
+        """functions/<folder>/ -> the logical id of the function built from it (e.g. "api" -> "ApiFunction")."""
+        return {
+            resource["Properties"]["CodeUri"].strip("/").split("/")[-1]: logical_id
+            for logical_id, resource in self.template["Resources"].items()
+            if resource["Type"] == "AWS::Serverless::Function"
+        }
+
     def physical(self, logical_id: str) -> str:
         return self.refs[logical_id]
 

@@ -17,13 +17,6 @@ from image_recovery import aws
 from image_recovery.observability import metrics
 
 REGION = "us-east-1"
-FUNCTIONS = {
-    "api": "ApiFunction",
-    "worker": "WorkerFunction",
-    "sweep": "SweepFunction",
-    "indexer": "IndexerFunction",
-    "tasks": "TasksFunction",
-}
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +53,7 @@ def handler(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Callable[...,
     """Load functions/<name>/app.py with the environment the template gives that function."""
 
     def load(name: str, **overrides: str) -> ModuleType:
-        environment = stack.function_environment(FUNCTIONS[name])
+        environment = stack.function_environment(stack.function_logical_ids()[name])
         if name == "worker":
             environment["IMAGE_PROVIDER"] = "local"
         environment.update(overrides)
