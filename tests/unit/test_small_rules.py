@@ -28,7 +28,9 @@ def test_a_record_with_an_image_is_not_indexed() -> None:
 
 
 def test_tasks_travel_as_camel_case_json_and_come_back_as_their_own_kind() -> None:
-    task = QueueMissingTask(batch_id="b", user_id="u", style_id="s", selection="all", start_key={"PK": {"S": "x"}})
+    task = QueueMissingTask(
+        batch_id="b", user_id="u", style_id="s", selection="all", from_index=True, start_key={"PK": {"S": "x"}}
+    )
 
     body = task.model_dump_json(by_alias=True)
     parsed = task_adapter().validate_json(body)
@@ -36,7 +38,7 @@ def test_tasks_travel_as_camel_case_json_and_come_back_as_their_own_kind() -> No
     assert '"batchId":"b"' in body and '"startKey"' in body
     assert parsed == task
     assert isinstance(
-        task_adapter().validate_json(RepairSegmentTask(segment=1, total_segments=4).model_dump_json()),
+        task_adapter().validate_json(RepairSegmentTask(run_id="r", segment=1, total_segments=4).model_dump_json()),
         RepairSegmentTask,
     )
 

@@ -19,6 +19,7 @@ from image_recovery.config import (
     TasksSettings,
     WorkerSettings,
 )
+from image_recovery.index_state import IndexState
 from image_recovery.queueing import JobQueue, Queuer
 from image_recovery.repository import RecordRepository
 from image_recovery.styles import StyleCatalog
@@ -51,6 +52,7 @@ def api(settings: ApiSettings) -> Api:
         StyleCatalog(),
         _queuer(settings),
         TaskQueue(lambda: aws.client("sqs"), settings.task_queue_url),
+        IndexState(),
         max_ids_per_request=settings.max_ids_per_request,
     )
     return build_api(service)
@@ -65,6 +67,8 @@ def sweeper(settings: SweepSettings) -> Sweeper:
         BatchRepository(),
         StyleCatalog(),
         _queuer(settings),
+        IndexState(),
+        travel_table=settings.travel_table,
         max_jobs=settings.sweep_max_jobs,
         segments=settings.sweep_segments,
         stuck_after=timedelta(minutes=settings.stuck_after_minutes),
@@ -83,7 +87,7 @@ def indexer(settings: IndexerSettings) -> StreamIndexer:
 
     _bind(settings)
     return StreamIndexer(
-        BatchRepository(), StyleCatalog(), _queuer(settings), queue_new_records=settings.queue_new_records
+        BatchRepository(), StyleCatalog(), _queuer(settings), IndexState(), queue_new_records=settings.queue_new_records
     )
 
 
@@ -97,6 +101,7 @@ def tasks(settings: TasksSettings) -> TasksRuntime:
         BatchRepository(),
         _queuer(settings),
         TaskQueue(lambda: aws.client("sqs"), settings.task_queue_url),
+        IndexState(),
         travel_table=settings.travel_table,
         repair_segments=settings.repair_segments,
         repair_page_size=settings.repair_page_size,

@@ -16,8 +16,9 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 
 from image_recovery import aws
+from image_recovery.index_state import IndexState
 from image_recovery.models import EntityType, Reservation, Segment, TravelRecord, Trip, missing_index_values
-from image_recovery.repository import conditional_update, image_missing_condition
+from image_recovery.repository import conditional_update, image_missing_condition, utc_now
 
 _MODEL_BY_TYPE: dict[str, type[TravelRecord]] = {
     EntityType.TRIP: Trip,
@@ -71,7 +72,11 @@ def plain(image: Mapping[str, Any]) -> dict[str, Any]:
     return {key: _deserialize(value) for key, value in image.items()}
 
 
-_SCAN_PROJECTION = "PK, SK, entityType, imageUrl, createdAt, imageMissingOwner, imageMissingSort"
+# What reconciling and choosing sweep candidates need; the rest of a record is never read by a scan.
+_SCAN_PROJECTION = (
+    "PK, SK, entityType, id, userId, createdAt, imageUrl, imageMissingOwner, imageMissingSort, "
+    "imageStatus, imageUpdatedAt, imageJobId, imageBatchId"
+)
 
 
 def scan_segment(
@@ -82,7 +87,7 @@ def scan_segment(
     *,
     page_size: int = 1000,
 ) -> Iterator[tuple[list[dict[str, Any]], dict | None]]:
-    """Pages of one parallel-scan segment as (plain items, key to resume after this page)."""
+    """Pages of one parallel-scan segment as (DynamoDB-JSON items, key to resume after this page)."""
     client = aws.client("dynamodb")
     while True:
         kwargs: dict[str, Any] = {
@@ -96,15 +101,20 @@ def scan_segment(
             kwargs["ExclusiveStartKey"] = start_key
         page = client.scan(**kwargs)
         start_key = page.get("LastEvaluatedKey")
-        yield [plain(item) for item in page.get("Items", [])], start_key
+        yield page.get("Items", []), start_key
         if not start_key:
             return
 
 
 def index_existing_records(table_name: str, total_segments: int = 1) -> int:
-    """Reconcile every item of the table in this process (local runs and benchmarks); changes made."""
+    """Reconcile every item of the table in this process (local runs, benchmarks); changes made.
+
+    Like a repair run, it completes the index if the stream function was already live when it began.
+    """
+    started = utc_now()
     changes = 0
     for segment in range(total_segments):
         for items, _ in scan_segment(table_name, segment, total_segments):
-            changes += sum(reconcile(item) in (IndexChange.ADDED, IndexChange.REMOVED) for item in items)
+            changes += sum(reconcile(plain(item)) in (IndexChange.ADDED, IndexChange.REMOVED) for item in items)
+    IndexState().mark_complete(started)
     return changes

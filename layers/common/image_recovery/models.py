@@ -215,12 +215,26 @@ class ImageBatch(Model):
     expires_at = TTLAttribute(attr_name="expiresAt", null=True)
 
 
+class ServiceState(Model):
+    """The service's own bookkeeping rows in the batch table (keys with "#", which no batch id has)."""
+
+    class Meta:
+        table_name = "unbound-batch-table"
+
+    key = UnicodeAttribute(hash_key=True, attr_name="batchId")
+    stream_active_since = UnicodeAttribute(attr_name="streamActiveSince", null=True)
+    index_complete_at = UnicodeAttribute(attr_name="indexCompleteAt", null=True)
+    started_at = UnicodeAttribute(attr_name="startedAt", null=True)
+    segments_total = NumberAttribute(attr_name="segmentsTotal", null=True)
+    segments_done = NumberAttribute(attr_name="segmentsDone", null=True)
+
+
 _TRAVEL_MODELS: tuple[type[Model], ...] = (TravelRecord, Trip, Segment, Reservation, PromptStyleRecord)
 
 
 def bind(*, travel_table: str, batch_table: str, region: str) -> None:
     """Point the models at real tables. Safe to call again (tests rebind per moto session)."""
-    for model in (*_TRAVEL_MODELS, ImageBatch):
+    for model in (*_TRAVEL_MODELS, ImageBatch, ServiceState):
         model.Meta.table_name = travel_table if model in _TRAVEL_MODELS else batch_table
         model.Meta.region = region
         model._connection = None

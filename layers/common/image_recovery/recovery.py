@@ -11,6 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from image_recovery.batches import BatchProgress, BatchRepository
 from image_recovery.errors import BadRequestError, NotFoundError
+from image_recovery.index_state import IndexState
 from image_recovery.models import Reservation, Segment, TravelRecord, Trip, is_failed
 from image_recovery.observability import logger, metrics
 from image_recovery.queueing import FAILED, ItemOutcome, Queuer
@@ -126,6 +127,7 @@ class RecoveryService:
         styles: StyleCatalog,
         queuer: Queuer,
         tasks: TaskQueue,
+        index: IndexState,
         *,
         max_ids_per_request: int,
     ) -> None:
@@ -134,14 +136,19 @@ class RecoveryService:
         self._styles = styles
         self._queuer = queuer
         self._tasks = tasks
+        self._index = index
         self._max_ids = max_ids_per_request
 
     def missing_images(self, user_id: str) -> MissingImages:
         """Reads the user's missing records from the sparse index, then only the parents it must name."""
-        missing = self._records.missing_for_user(user_id).records
-        present = {(r.pk, r.sk) for r in missing}
-        parents = self._records.get_many(parent_keys(missing) - present)
-        return missing_images_view(missing, parents.values())
+        if self._index.is_complete():
+            missing = self._records.missing_for_user(user_id, from_index=True).records
+            present = {(r.pk, r.sk) for r in missing}
+            parents = list(self._records.get_many(parent_keys(missing) - present).values())
+        else:  # one read of the user's partition holds the missing records and their parents alike
+            parents = self._records.user_records(user_id)
+            missing = [r for r in parents if r.image_missing]
+        return missing_images_view(missing, parents)
 
     def queue(
         self, user_id: str, requested: Sequence[tuple[str, str]], *, selection: str, style_id: str | None
@@ -162,10 +169,11 @@ class RecoveryService:
         style = self._styles.resolve(style_id)
 
         next_key = None
+        from_index = self._index.is_complete()
         if selection == "ids":
-            candidates = self._find_requested(user_id, requested)
+            candidates = self._find_requested(user_id, requested, from_index=from_index)
         else:
-            page = self._records.missing_for_user(user_id, limit=QUEUE_PAGE_SIZE)
+            page = self._records.missing_for_user(user_id, from_index=from_index, limit=QUEUE_PAGE_SIZE)
             candidates, next_key = page.records, page.next_key
             if selection == "failed":
                 candidates = [r for r in candidates if is_failed(r)]
@@ -182,18 +190,27 @@ class RecoveryService:
             self._batches.mark_pending(batch_id)
             self._tasks.send(
                 QueueMissingTask(
-                    batch_id=batch_id, user_id=user_id, style_id=style.id, selection=selection, start_key=next_key
+                    batch_id=batch_id,
+                    user_id=user_id,
+                    style_id=style.id,
+                    selection=selection,
+                    from_index=from_index,
+                    start_key=next_key,
                 )
             )
         self._record_metrics(items)
         logger.info("queued image jobs", extra={"batch_id": batch_id, "items": len(items), "fan_out": bool(next_key)})
         return QueueResult(batch_id, style.id, items, complete=next_key is None)
 
-    def _find_requested(self, user_id: str, requested: Sequence[tuple[str, str]]) -> list[TravelRecord]:
-        """The requested records of this user, in request order. The sparse index answers for records
-        missing images; only ids it does not hold (images present, not indexed yet, or not the user's)
-        cost a read of the user's partition, to tell "has_image" from "not_found"."""
-        found = {(r.kind.label, r.id): r for r in self._records.missing_for_user(user_id).records}
+    def _find_requested(
+        self, user_id: str, requested: Sequence[tuple[str, str]], *, from_index: bool
+    ) -> list[TravelRecord]:
+        """The requested records of this user, in request order. The sparse index (when complete)
+        answers for records missing images; only ids it does not hold (images present, or not the
+        user's) cost a read of the user's partition, to tell "has_image" from "not_found"."""
+        found: dict[tuple[str, str], TravelRecord] = {}
+        if from_index:
+            found = {(r.kind.label, r.id): r for r in self._records.missing_for_user(user_id, from_index=True).records}
         if any(pair not in found for pair in requested):
             for record in self._records.user_records(user_id):
                 found.setdefault((record.kind.label, record.id), record)

@@ -101,13 +101,27 @@ class RecordRepository:
         """
         return list(TravelRecord.query(user_pk(user_id), filter_condition=_is_travel_record()))
 
-    def missing_for_user(self, user_id: str, *, limit: int | None = None, start_key: dict | None = None) -> Page:
-        """The user's records without images, newest first, from the sparse index: cost grows with
-        the missing records, not with the user's other records. A record whose image arrived after the
-        index was last reconciled is dropped here."""
-        result = TravelRecord.missing_images.query(
-            user_pk(user_id), scan_index_forward=False, limit=limit, last_evaluated_key=start_key
-        )
+    def missing_for_user(
+        self, user_id: str, *, from_index: bool, limit: int | None = None, start_key: dict | None = None
+    ) -> Page:
+        """The user's records without images.
+
+        From the sparse index (newest first) when it is known complete: cost grows with the missing
+        records only. Otherwise from the user's partition, filtered: always right, and cost grows with
+        the user's records (never with the table). A record whose image arrived after the index was
+        last reconciled is dropped either way.
+        """
+        if from_index:
+            result = TravelRecord.missing_images.query(
+                user_pk(user_id), scan_index_forward=False, limit=limit, last_evaluated_key=start_key
+            )
+        else:
+            result = TravelRecord.query(
+                user_pk(user_id),
+                filter_condition=_is_travel_record() & image_missing_condition(),
+                limit=limit,
+                last_evaluated_key=start_key,
+            )
         records = [r for r in result if r.image_missing]
         return Page(records, result.last_evaluated_key)
 

@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from image_recovery.batches import BatchRepository
+from image_recovery.index_state import IndexState
 from image_recovery.indexing import IndexChange, image_missing, reconcile
 from image_recovery.models import IN_FLIGHT, TravelRecord
 from image_recovery.observability import logger, metrics
@@ -23,8 +24,15 @@ STREAM_OWNER = "system:new-records"
 
 class StreamIndexer:
     def __init__(
-        self, batches: BatchRepository, styles: StyleCatalog, queuer: Queuer, *, queue_new_records: bool
+        self,
+        batches: BatchRepository,
+        styles: StyleCatalog,
+        queuer: Queuer,
+        index: IndexState,
+        *,
+        queue_new_records: bool,
     ) -> None:
+        self._index = index
         self._batches = batches
         self._styles = styles
         self._queuer = queuer
@@ -32,6 +40,7 @@ class StreamIndexer:
         self._processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
 
     def handle(self, event: dict, context: LambdaContext) -> dict[str, Any]:
+        self._index.note_stream_active()
         self._changes: Counter[str] = Counter()
         self._new: list[TravelRecord] = []
         response = process_partial_response(

@@ -12,10 +12,12 @@ from datetime import UTC, datetime, timedelta
 from aws_lambda_powertools.metrics import MetricUnit
 
 from image_recovery.batches import BatchRepository
+from image_recovery.index_state import IndexState
+from image_recovery.indexing import IndexChange, plain, reconcile, scan_segment
 from image_recovery.models import TravelRecord
 from image_recovery.observability import logger, metrics
-from image_recovery.queueing import Queuer, is_stuck
-from image_recovery.repository import RecordRepository, iso_utc
+from image_recovery.queueing import Queuer, is_stuck, skip_reason
+from image_recovery.repository import RecordRepository, iso_utc, utc_now
 from image_recovery.styles import StyleCatalog
 
 SWEEP_OWNER = "system:sweep"
@@ -42,7 +44,9 @@ class Sweeper:
         batches: BatchRepository,
         styles: StyleCatalog,
         queuer: Queuer,
+        index: IndexState,
         *,
+        travel_table: str,
         max_jobs: int,
         segments: int,
         stuck_after: timedelta,
@@ -51,6 +55,8 @@ class Sweeper:
         self._batches = batches
         self._styles = styles
         self._queuer = queuer
+        self._index = index
+        self._travel_table = travel_table
         self._max_jobs = max_jobs
         self._segments = segments
         self._stuck_after = stuck_after
@@ -73,19 +79,44 @@ class Sweeper:
         return report
 
     def _find(self, stale_before: str) -> tuple[list[TravelRecord], bool]:
-        """Scan all segments in parallel; stop every segment once the per-run cap is reached."""
+        """Scan all segments in parallel, up to the per-run cap.
+
+        With a complete sparse index, only the index (missing records only) is scanned and each segment
+        stops at the cap. Without one, the whole table is scanned, as DESIGN's sweep does: every record
+        has its index attributes repaired on the way, the cap limits only what is queued, and a scan
+        that reached the end completes the index if the stream was live when it began.
+        """
         found: list[TravelRecord] = []
         lock = threading.Lock()
         full = threading.Event()
 
-        def scan(segment: int) -> None:
-            for record in self._records.scan_queueable(segment, self._segments, stale_before=stale_before):
-                with lock:
-                    if len(found) >= self._max_jobs:
-                        full.set()
-                        return
-                    found.append(record)
+        def take(record: TravelRecord) -> bool:
+            """Keep a candidate while there is room; False once the cap is reached."""
+            with lock:
+                if len(found) >= self._max_jobs:
+                    full.set()
+                    return False
+                found.append(record)
+                return True
 
+        def scan_index(segment: int) -> None:
+            for record in self._records.scan_queueable(segment, self._segments, stale_before=stale_before):
+                if not take(record):
+                    return
+
+        def scan_table(segment: int) -> None:
+            for items, _ in scan_segment(self._travel_table, segment, self._segments):
+                for raw in items:
+                    if reconcile(plain(raw)) is IndexChange.NOT_A_RECORD:
+                        continue
+                    record = TravelRecord.from_raw_data(raw)
+                    if record.image_missing and skip_reason(record, stale_before) is None:
+                        take(record)
+
+        complete = self._index.is_complete()
+        started = utc_now()
         with ThreadPoolExecutor(max_workers=self._segments) as pool:
-            list(pool.map(scan, range(self._segments)))
+            list(pool.map(scan_index if complete else scan_table, range(self._segments)))
+        if not complete and self._index.mark_complete(started):
+            logger.info("full sweep finished after the stream went live: the sparse index is complete")
         return found, full.is_set()

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic.alias_generators import to_camel
 
 from image_recovery.batches import BatchRepository
-from image_recovery.indexing import IndexChange, reconcile, scan_segment
+from image_recovery.index_state import IndexState
+from image_recovery.indexing import IndexChange, plain, reconcile, scan_segment
 from image_recovery.models import is_failed
 from image_recovery.observability import logger
 from image_recovery.queueing import Queuer, chunked
@@ -38,10 +39,12 @@ class QueueMissingTask(_Task):
     user_id: str
     style_id: str
     selection: Literal["all", "failed"]
+    from_index: bool  # where the first page came from; the keys that follow only make sense there
 
 
 class RepairSegmentTask(_Task):
     kind: Literal["repair-segment"] = "repair-segment"
+    run_id: str
     segment: int = Field(ge=0)
     total_segments: int = Field(ge=1)
 
@@ -75,6 +78,7 @@ class TaskRunner:
         batches: BatchRepository,
         queuer: Queuer,
         tasks: TaskQueue,
+        index: IndexState,
         *,
         travel_table: str,
         repair_segments: int,
@@ -84,16 +88,17 @@ class TaskRunner:
         self._batches = batches
         self._queuer = queuer
         self._tasks = tasks
+        self._index = index
         self._travel_table = travel_table
         self._repair_segments = repair_segments
         self._repair_page_size = repair_page_size
 
     def start_repair(self) -> int:
         """Fan the repair scan out: one task per segment, each its own chain of invocations."""
-        self._tasks.send(
-            *(RepairSegmentTask(segment=s, total_segments=self._repair_segments) for s in range(self._repair_segments))
-        )
-        return self._repair_segments
+        total = self._repair_segments
+        run_id = self._index.start_repair(total)
+        self._tasks.send(*(RepairSegmentTask(run_id=run_id, segment=s, total_segments=total) for s in range(total)))
+        return total
 
     def run(self, task: QueueMissingTask | RepairSegmentTask, time_is_up: Callable[[], bool]) -> dict:
         if isinstance(task, QueueMissingTask):
@@ -103,7 +108,9 @@ class TaskRunner:
     def _queue_missing(self, task: QueueMissingTask, time_is_up: Callable[[], bool]) -> dict:
         key, queued = task.start_key, 0
         while True:
-            page = self._records.missing_for_user(task.user_id, limit=QUEUE_PAGE_SIZE, start_key=key)
+            page = self._records.missing_for_user(
+                task.user_id, from_index=task.from_index, limit=QUEUE_PAGE_SIZE, start_key=key
+            )
             candidates = page.records if task.selection == "all" else [r for r in page.records if is_failed(r)]
             outcomes = self._queuer.queue(candidates, batch_id=task.batch_id, style_id=task.style_id)
             queued += sum(o.outcome == "queued" for o in outcomes)
@@ -123,11 +130,13 @@ class TaskRunner:
         )
         for items, next_key in pages:
             for item in items:
-                changes[reconcile(item)] += 1
+                changes[reconcile(plain(item))] += 1
             if next_key and time_is_up():
                 self._tasks.send(task.model_copy(update={"start_key": next_key}))
                 done = False
                 break
+        if done and self._index.segment_repaired(task.run_id):
+            logger.info("repair run finished: the sparse index is complete", extra={"run_id": task.run_id})
         summary = {"kind": task.kind, "segment": task.segment, "done": done, **changes}
         logger.info("repair segment progress", extra=summary)
         return summary

@@ -1,0 +1,74 @@
+"""When may the sparse index be trusted to hold every record that is missing its image?
+
+Only once the stream function has been live and a full scan that started after that moment has
+reconciled every record: from then on the stream sees every write. Until then (a fresh deployment onto
+an existing table, or any environment where nothing delivers the stream) listing, queueing and the
+sweep read the table itself, which is always right and costs more. The answer is remembered per
+container once it is yes, because it does not go back.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from pynamodb.exceptions import UpdateError
+
+from image_recovery.models import ServiceState
+from image_recovery.repository import utc_now
+
+INDEX_KEY = "service#index"
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+def _update_if(state: ServiceState, actions: list, condition: object) -> bool:
+    try:
+        state.update(actions=actions, condition=condition)
+    except UpdateError as error:
+        if error.cause_response_code == _CONDITION_FAILED:
+            return False
+        raise
+    return True
+
+
+class IndexState:
+    def __init__(self) -> None:
+        self._complete = False
+        self._stream_noted = False
+
+    def note_stream_active(self) -> None:
+        """Called by the stream function: from the first time on, every write reaches the index."""
+        if not self._stream_noted:
+            _update_if(
+                ServiceState(INDEX_KEY),
+                [ServiceState.stream_active_since.set(utc_now())],
+                ServiceState.stream_active_since.does_not_exist(),
+            )
+            self._stream_noted = True
+
+    def is_complete(self) -> bool:
+        if not self._complete:
+            try:
+                state = ServiceState.get(INDEX_KEY, consistent_read=True)
+            except ServiceState.DoesNotExist:
+                return False
+            self._complete = state.index_complete_at is not None
+        return self._complete
+
+    def mark_complete(self, scan_started: str) -> bool:
+        """A full scan that started at `scan_started` has reconciled every record. It completes the index
+        only if the stream was already live then (otherwise writes during the scan could be missed)."""
+        condition = ServiceState.stream_active_since.exists() & (ServiceState.stream_active_since <= scan_started)
+        return _update_if(ServiceState(INDEX_KEY), [ServiceState.index_complete_at.set(utc_now())], condition)
+
+    def start_repair(self, segments: int) -> str:
+        run_id = f"service#repair#{uuid.uuid4()}"
+        ServiceState(run_id, started_at=utc_now(), segments_total=segments, segments_done=0).save()
+        return run_id
+
+    def segment_repaired(self, run_id: str) -> bool:
+        """Count one finished segment of a repair run; the last one completes the index. True when it did."""
+        run = ServiceState(run_id)
+        run.update(actions=[ServiceState.segments_done.add(1)])
+        if run.segments_done is not None and run.segments_total is not None and run.segments_done >= run.segments_total:
+            return self.mark_complete(run.started_at or "")
+        return False
