@@ -20,12 +20,13 @@ $(SAM):
 	"$$(scripts/find-python)" -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_VERSION)
 
-.PHONY: help demo test lint validate build clean redrive
+.PHONY: help demo test lint validate build clean redrive bench
 help:
 	@echo "make demo      run the main job end to end on an embedded AWS (moto on 127.0.0.1)"
 	@echo "make test      run the whole test suite"
 	@echo "make lint      ruff and cfn-lint"
 	@echo "make validate  sam validate --lint and sam build (needs python3.13 for the build)"
+	@echo "make bench     benchmark against a naive baseline on moto (BENCH_ARGS=--quick for a smoke run)"
 	@echo "make redrive   move the deployed stack's dead letters back to the job queue (STACK=$(STACK); AWS credentials)"
 
 demo: $(STAMP)
@@ -46,6 +47,9 @@ validate: $(SAM)
 	@test -f .aws-sam/build/CommonLayer/python/image_recovery/__init__.py \
 	  || { echo "layer layout is wrong: image_recovery is not under python/ in the built layer" >&2; exit 1; }
 	@echo "sam build: layer package is at python/image_recovery (imported from /opt/python on Lambda)"
+
+bench: $(STAMP)
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 redrive: $(STAMP)
 	$(PY) -m devtools.ops redrive --stack-name $(STACK) $(REDRIVE_ARGS)

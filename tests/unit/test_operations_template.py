@@ -19,9 +19,7 @@ GLOBAL_ENV = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
 NAMESPACE = GLOBAL_ENV["POWERTOOLS_METRICS_NAMESPACE"]
 SERVICE = GLOBAL_ENV["POWERTOOLS_SERVICE_NAME"]
 FUNCTIONS = tuple(
-    name
-    for name, resource in load_template()["Resources"].items()
-    if resource["Type"] == "AWS::Serverless::Function"
+    name for name, resource in load_template()["Resources"].items() if resource["Type"] == "AWS::Serverless::Function"
 )
 CUSTOM_METRICS = (
     "JobsQueued",

@@ -85,18 +85,18 @@ def scan_segment(
     total_segments: int,
     start_key: dict | None = None,
     *,
-    page_size: int = 1000,
+    page_size: int | None = None,
 ) -> Iterator[tuple[list[dict[str, Any]], dict | None]]:
-    """Pages of one parallel-scan segment as (DynamoDB-JSON items, key to resume after this page)."""
+    """Pages of one parallel-scan segment as (DynamoDB-JSON items, key to resume after this page).
+
+    Without `page_size`, DynamoDB's own pages (up to 1 MB) are used."""
     client = aws.client("dynamodb")
     while True:
-        kwargs: dict[str, Any] = {
-            "TableName": table_name,
-            "Segment": segment,
-            "TotalSegments": total_segments,
-            "ProjectionExpression": _SCAN_PROJECTION,
-            "Limit": page_size,
-        }
+        kwargs: dict[str, Any] = {"TableName": table_name, "ProjectionExpression": _SCAN_PROJECTION}
+        if total_segments > 1:
+            kwargs.update(Segment=segment, TotalSegments=total_segments)
+        if page_size:
+            kwargs["Limit"] = page_size
         if start_key:
             kwargs["ExclusiveStartKey"] = start_key
         page = client.scan(**kwargs)

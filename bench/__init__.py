@@ -1,0 +1,11 @@
+"""Benchmark (issue 4): costs that grow with missing images, not with table size.
+
+Compares the product, called through its real entry points, with a naive baseline in the same run on
+moto in-process: items read and AWS requests for listing one user, a sweep and queueing 1,000 records;
+handler cold-start import time against `import boto3`; local-renderer throughput.
+
+    make bench                        # 100,000 records, 1,000 users, 1 % missing, 5 repeats
+    make bench BENCH_ARGS=--quick     # 10,000 records: a smoke run
+
+See `python -m bench.run --help` for the options.
+"""

@@ -1,0 +1,434 @@
+"""The scenarios: the product through its real entry points against the naive baseline, in one run.
+
+Each scenario returns a `ScenarioResult`; a run that does not do its job (a handler answering an error,
+fewer records listed or queued than are missing) raises, so a number in the table is always the cost
+of the work actually done. Product modules are imported inside the functions, after `local_aws()` has
+set the environment that their cold start reads (log level, metrics off).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from bench import naive
+from bench.counting import Counts, measure
+from bench.data import REGION, Dataset, Snapshot, bind_models, environment, fake_aws_variables
+from bench.results import Row, ScenarioResult, Side
+from devtools.lambda_runtime import ROOT, LambdaContext, http_event, load_event, load_handler
+from devtools.template_resources import LocalStack
+
+LISTING_TARGET = 1.1  # items read per missing record (issue 4)
+SWEEP_TARGET = 1.1
+QUEUEING_TARGET = 0.6  # our requests ÷ the naive requests
+IMPORT_TARGET = 2.0  # a handler's cold import ÷ `import boto3` alone
+QUEUEING_RECORDS = 1_000
+QUIET = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+
+
+@dataclass
+class Bench:
+    """Everything the moto scenarios share."""
+
+    stack: LocalStack
+    dataset: Dataset
+    snapshot: Snapshot
+    repeat: int
+    side_budget_s: float = 20.0  # stop repeating one side once its runs took this long (at least one run)
+
+    @property
+    def table(self) -> str:
+        return self.stack.physical("TravelTable")
+
+    @property
+    def queue_url(self) -> str:
+        return self.stack.physical("JobQueue")
+
+
+def function_environment(stack: LocalStack, logical_id: str, **overrides: str) -> AbstractContextManager[None]:
+    """The variables template.yaml gives a function, quieted, set for the block."""
+    return environment(**{**stack.function_environment(logical_id), **QUIET, **overrides})
+
+
+def _same(a: Counts, b: Counts) -> bool:
+    return a.requests == b.requests and a.items == b.items
+
+
+def _run_side(
+    side: Side | None,
+    action: Callable[[Any], Any],
+    check: Callable[[Any], None],
+    setup: Callable[[], Any],
+) -> Side:
+    argument = setup()
+    with measure() as counts:
+        started = time.perf_counter()
+        outcome = action(argument)
+        elapsed = time.perf_counter() - started
+    check(outcome)
+    if side is None:
+        return Side(counts, [elapsed])
+    if not _same(side.counts, counts) and side.runs == 1:
+        side.first_run = side.counts
+    side.counts = counts
+    side.seconds.append(elapsed)
+    return side
+
+
+def compare(
+    bench: Bench,
+    ours: Callable[[Any], Any],
+    baseline: Callable[[Any], Any],
+    *,
+    check_ours: Callable[[Any], None],
+    check_naive: Callable[[Any], None],
+    setup_ours: Callable[[], Any] = lambda: None,
+    setup_naive: Callable[[], Any] = lambda: None,
+) -> tuple[Side, Side]:
+    """Run both sides `repeat` times, interleaved; setups run before each run, outside the measurement."""
+    sides: dict[str, Side | None] = {"ours": None, "naive": None}
+    plan = {"ours": (ours, check_ours, setup_ours), "naive": (baseline, check_naive, setup_naive)}
+    for _ in range(bench.repeat):
+        for name, (action, check, setup) in plan.items():
+            side = sides[name]
+            if side is not None and sum(side.seconds) >= bench.side_budget_s:
+                continue
+            sides[name] = _run_side(side, action, check, setup)
+    assert sides["ours"] and sides["naive"]
+    return sides["ours"], sides["naive"]
+
+
+def _side_details(ours: Side, baseline: Side) -> list[str]:
+    lines = []
+    for label, side in (("ours", ours), ("naive", baseline)):
+        lines.append(f"{label}: {side.counts.describe()}; median of {side.runs} run(s) {side.median_ms:,.1f} ms")
+        if side.first_run is not None:
+            lines.append(f"{label}, first run (cold clients): {side.first_run.describe()}")
+    return lines
+
+
+def _time_row(label: str, ours: Side, baseline: Side) -> Row:
+    return Row(f"{label}: wall time, ms (median)", ours.median_ms, baseline.median_ms, decimals=1)
+
+
+def _sqs_sends(counts: Counts) -> int:
+    return counts.calls("SendMessage", "sqs") + counts.calls("SendMessageBatch", "sqs")
+
+
+def _queue_depth(queue_url: str) -> int:
+    attributes = boto3.client("sqs", region_name=REGION).get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+# ---------------------------------------------------------------------------------------------- a. listing
+def listing(bench: Bench) -> ScenarioResult:
+    """GET /missing-images for the user with the most missing records, through the real API handler."""
+    user = bench.dataset.user_with_most_missing()
+    missing = len(bench.dataset.missing[user])
+    with function_environment(bench.stack, "ApiFunction"):
+        api = load_handler("api")
+
+        def ours(_: None) -> dict:
+            return api.lambda_handler(http_event("api-list-missing-images.json", sub=user), LambdaContext())
+
+        def check_ours(response: dict) -> None:
+            body = json.loads(response["body"])
+            if response["statusCode"] != 200 or body.get("count") != missing:
+                raise RuntimeError(f"listing {user}: expected {missing} records, got {response['statusCode']} {body}")
+
+        def check_naive(rows: list) -> None:
+            if len(rows) != missing:
+                raise RuntimeError(f"naive listing of {user}: expected {missing} records, got {len(rows)}")
+
+        mine, theirs = compare(
+            bench,
+            ours,
+            lambda _: naive.list_missing(bench.table, user),
+            check_ours=check_ours,
+            check_naive=check_naive,
+        )
+    label = "listing one user"
+    rows = [
+        Row(
+            f"{label}: records read (Query/Scan) ÷ missing ({missing})",
+            mine.counts.searched_items / missing,
+            theirs.counts.searched_items / missing,
+            target=f"ours ≤ {LISTING_TARGET}",
+            met=mine.counts.searched_items / missing <= LISTING_TARGET,
+            decimals=2,
+        ),
+        Row(f"{label}: all items read, incl. parents for context", mine.counts.items_read, theirs.counts.items_read),
+        Row(f"{label}: requests", mine.counts.total_requests, theirs.counts.total_requests),
+        _time_row(label, mine, theirs),
+    ]
+    details = [
+        f"user {user}: {missing} of {sum(i['userId'] == user for i in bench.dataset.items):,} records missing; "
+        f"ours = the API handler with events/api-list-missing-images.json; naive = filtered full-table Scan "
+        "+ one GetItem per parent",
+        f"parents read by key (context): ours {mine.counts.point_items:,}, naive {theirs.counts.point_items:,}",
+        *_side_details(mine, theirs),
+    ]
+    return ScenarioResult("a. listing one user", rows, details, mine, theirs)
+
+
+# ---------------------------------------------------------------------------------------------- b. sweep
+def sweep(bench: Bench) -> ScenarioResult:
+    """The scheduled sweep through the real handler, queueing every missing record, from the same state."""
+    total = bench.dataset.missing_count
+    records = len(bench.dataset.items)
+    overrides = {"SWEEP_MAX_JOBS": str(max(records, 1))}
+    with function_environment(bench.stack, "SweepFunction", **overrides):
+        handler = load_handler("sweep")
+
+        def ours(_: None) -> Any:
+            return handler.lambda_handler(load_event("sweep-scheduled.json"), LambdaContext())
+
+        def check(label: str) -> Callable[[Any], None]:
+            def verify(_: Any) -> None:
+                depth = _queue_depth(bench.queue_url)
+                if depth != total:
+                    raise RuntimeError(f"{label} sweep: {total} records are missing but {depth} jobs were queued")
+
+            return verify
+
+        mine, theirs = compare(
+            bench,
+            ours,
+            lambda _: naive.sweep(bench.table, bench.queue_url),
+            check_ours=check("our"),
+            check_naive=check("naive"),
+            setup_ours=bench.snapshot.restore,
+            setup_naive=bench.snapshot.restore,
+        )
+    bench.snapshot.restore()
+    label = f"sweep ({total:,} missing of {records:,})"
+    rows = [
+        Row(
+            f"{label}: items read ÷ missing",
+            mine.counts.items_read / total,
+            theirs.counts.items_read / total,
+            target=f"ours ≤ {SWEEP_TARGET}",
+            met=mine.counts.items_read / total <= SWEEP_TARGET,
+            decimals=2,
+        ),
+        Row(f"{label}: requests", mine.counts.total_requests, theirs.counts.total_requests),
+        Row(
+            f"{label}: SQS send calls",
+            _sqs_sends(mine.counts),
+            _sqs_sends(theirs.counts),
+            target=f"ours ≤ {math.ceil(total / 10):,}",
+            met=_sqs_sends(mine.counts) <= math.ceil(total / 10),
+        ),
+        _time_row(label, mine, theirs),
+    ]
+    details = [
+        f"ours = the sweep handler with events/sweep-scheduled.json and SWEEP_MAX_JOBS={overrides['SWEEP_MAX_JOBS']}; "
+        "naive = filtered full-table Scan + one SendMessage per record; records and queue reset before each run",
+        *_side_details(mine, theirs),
+    ]
+    return ScenarioResult("b. sweep", rows, details, mine, theirs)
+
+
+# ---------------------------------------------------------------------------------------------- c. queueing
+def queueing(bench: Bench, records: int = QUEUEING_RECORDS) -> ScenarioResult:
+    """The API's and the sweep's Queuer, wired as bootstrap wires it, on records already read."""
+    from image_recovery import bootstrap
+    from image_recovery.batches import BatchRepository
+    from image_recovery.config import ApiSettings
+    from image_recovery.models import TravelRecord
+    from image_recovery.styles import StyleCatalog
+
+    keys = bench.dataset.missing_keys[:records]
+    count = len(keys)
+    if not count:
+        raise RuntimeError("no record is missing its image: nothing to queue")
+    with function_environment(bench.stack, "ApiFunction"):
+        settings = ApiSettings.from_env()
+        bind_models(bench.stack)
+        queuer = bootstrap._queuer(settings)
+        style_id = StyleCatalog().default().id
+
+        def setup_ours() -> tuple[list, str]:
+            bench.snapshot.restore()
+            found = {(r.pk, r.sk): r for r in TravelRecord.batch_get(keys)}
+            batch_id = str(uuid.uuid4())
+            BatchRepository().create(batch_id, owner="bench", style_id=style_id)
+            return [found[key] for key in keys], batch_id
+
+        def ours(argument: tuple[list, str]) -> list:
+            candidates, batch_id = argument
+            return list(queuer.queue(candidates, batch_id=batch_id, style_id=style_id))
+
+        def check_ours(outcomes: list) -> None:
+            queued = sum(o.outcome == "queued" for o in outcomes)
+            if queued != count:
+                raise RuntimeError(f"queued {queued} of {count}: {[o for o in outcomes if o.outcome != 'queued'][:3]}")
+
+        def check_naive(queued: int) -> None:
+            if queued != count:
+                raise RuntimeError(f"naive queueing queued {queued} of {count}")
+
+        mine, theirs = compare(
+            bench,
+            ours,
+            lambda _: naive.queue(bench.table, bench.queue_url, keys),
+            check_ours=check_ours,
+            check_naive=check_naive,
+            setup_ours=setup_ours,
+            setup_naive=bench.snapshot.restore,
+        )
+    bench.snapshot.restore()
+    label = f"queueing {count:,} records"
+    requests = mine.counts.total_requests / theirs.counts.total_requests
+    sends = math.ceil(count / 10)
+    rows = [
+        Row(
+            f"{label}: requests",
+            mine.counts.total_requests,
+            theirs.counts.total_requests,
+            target=f"ratio ≤ {QUEUEING_TARGET}",
+            met=requests <= QUEUEING_TARGET,
+        ),
+        Row(
+            f"{label}: SQS send calls",
+            _sqs_sends(mine.counts),
+            _sqs_sends(theirs.counts),
+            target=f"ours = {sends:,}",
+            met=_sqs_sends(mine.counts) <= sends,
+        ),
+        _time_row(label, mine, theirs),
+    ]
+    details = [
+        "ours = image_recovery.queueing.Queuer from bootstrap._queuer(ApiSettings.from_env()), records read "
+        "beforehand; naive = one conditional UpdateItem + one SendMessage per record",
+        *_side_details(mine, theirs),
+    ]
+    return ScenarioResult("c. queueing", rows, details, mine, theirs)
+
+
+# ---------------------------------------------------------------------------------------------- d. cold start
+def function_folders(template: dict) -> dict[str, str]:
+    """functions/<folder> with an app.py -> the logical id of the template function built from it."""
+    by_code_uri = {
+        str(resource.get("Properties", {}).get("CodeUri", "")).strip("/"): logical_id
+        for logical_id, resource in template["Resources"].items()
+        if resource.get("Type") == "AWS::Serverless::Function"
+    }
+    folders = {}
+    for app in sorted((ROOT / "functions").glob("*/app.py")):
+        code_uri = f"functions/{app.parent.name}"
+        if code_uri not in by_code_uri:
+            raise RuntimeError(f"{code_uri}/app.py exists but no function in template.yaml has CodeUri {code_uri}/")
+        folders[app.parent.name] = by_code_uri[code_uri]
+    return folders
+
+
+def _base_environment() -> dict[str, str]:
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+    return {name: os.environ[name] for name in keep if name in os.environ}
+
+
+def _import_code(folder: str) -> str:
+    return f"import sys; sys.path[:0] = ['functions/{folder}', 'layers/common']; import app"
+
+
+def _time_command(code: str, env: dict[str, str], cwd: Path) -> float:
+    started = time.perf_counter()
+    command = [sys.executable, "-c", code]  # our own interpreter and code: nothing untrusted
+    done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, check=False)  # noqa: S603
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"`python -c {code!r}` failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return elapsed
+
+
+def cold_start(stack: LocalStack, runs: int = 9) -> ScenarioResult:
+    """Median wall time of a fresh interpreter importing each handler, against `import boto3` and `pass`."""
+    aws_variables = {k: v for k, v in fake_aws_variables().items() if k.startswith("AWS_")}
+    base = {**_base_environment(), **aws_variables}
+    commands: dict[str, tuple[str, dict[str, str]]] = {"pass": ("pass", base), "boto3": ("import boto3", base)}
+    for folder, logical_id in function_folders(stack.template).items():
+        env = {**base, **stack.function_environment(logical_id), **aws_variables, "IMAGE_PROVIDER": "bedrock"}
+        commands[folder] = (_import_code(folder), env)
+
+    timings: dict[str, list[float]] = {name: [] for name in commands}
+    for code, env in commands.values():  # warm-up: bytecode caches, page cache; also fails early
+        _time_command(code, env, ROOT)
+    for _ in range(runs):
+        for name, (code, env) in commands.items():  # interleaved, so drift hits every command alike
+            timings[name].append(_time_command(code, env, ROOT))
+    ms = {name: statistics.median(values) * 1000 for name, values in timings.items()}
+
+    rows = []
+    details = [
+        f"median of {runs} fresh `{Path(sys.executable).name} -c …` runs each, from {ROOT.name}/, with the "
+        "function's template environment, fake credentials and IMAGE_PROVIDER=bedrock; naive = `import boto3`",
+        f"`python -c pass`: {ms['pass']:,.1f} ms; `import boto3`: {ms['boto3']:,.1f} ms",
+    ]
+    boto3_net = ms["boto3"] - ms["pass"]
+    for folder in commands:
+        if folder in ("pass", "boto3"):
+            continue
+        ratio = ms[folder] / ms["boto3"]
+        rows.append(
+            Row(
+                f"cold start `{folder}`: import, ms",
+                ms[folder],
+                ms["boto3"],
+                target=f"ratio ≤ {IMPORT_TARGET}",
+                met=ratio <= IMPORT_TARGET,
+                decimals=1,
+            )
+        )
+        net = (ms[folder] - ms["pass"]) / boto3_net if boto3_net > 0 else float("nan")
+        details.append(f"`{folder}`: {ms[folder]:,.1f} ms; beyond bare Python {net:.2f} × boto3's import")
+    return ScenarioResult("d. cold-start import", rows, details)
+
+
+# ---------------------------------------------------------------------------------------------- e. renderer
+def renderer(images: int = 30, repeat: int = 5) -> ScenarioResult:
+    """Images per second of the local (Pillow) renderer, distinct titles."""
+    from image_recovery.providers.base import ImageRequest
+    from image_recovery.providers.local import LocalImageProvider
+
+    provider = LocalImageProvider()
+
+    def request(n: int, title: str) -> ImageRequest:
+        return ImageRequest(
+            prompt=f"A travel poster of {title}",
+            negative_prompt="",
+            title=title,
+            subtitle="Paris to Rome · June 2026",
+            style_id="travel-poster",
+            seed=n,
+        )
+
+    provider.generate(request(0, "Warm-up"))  # fonts and codecs load on first use
+    rates = []
+    sizes = []
+    for run in range(repeat):
+        batch = [request(n, f"Trip {run}-{n}: a week in Lisbon and Porto") for n in range(images)]
+        started = time.perf_counter()
+        sizes.extend(len(provider.generate(r).data) for r in batch)
+        rates.append(images / (time.perf_counter() - started))
+    rate = statistics.median(rates)
+    details = [
+        f"{images} images of {images} distinct titles per run, median of {repeat} runs; "
+        f"{statistics.mean(sizes) / 1024:,.0f} KiB per PNG on average",
+    ]
+    return ScenarioResult("e. local renderer", [Row("local renderer: images per second", rate, decimals=1)], details)
