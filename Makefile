@@ -9,6 +9,7 @@ SAM_VENV   := .venv-sam
 SAM        := $(SAM_VENV)/bin/sam
 SAM_VERSION := 1.170.0
 STACK      ?= image-recovery
+PORT       ?= 8000
 
 $(STAMP): requirements-dev.txt layers/common/requirements.txt
 	@test -x $(PY) || "$$(scripts/find-python)" -m venv $(VENV)
@@ -20,9 +21,10 @@ $(SAM):
 	"$$(scripts/find-python)" -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_VERSION)
 
-.PHONY: help demo test lint validate build clean redrive bench
+.PHONY: help demo serve test lint validate build clean redrive bench
 help:
 	@echo "make demo      run the main job end to end on an embedded AWS (moto on 127.0.0.1)"
+	@echo "make serve     the missing-images panel on a local stack: http://127.0.0.1:$(PORT)/ (PORT=8000; local-only sign-in)"
 	@echo "make test      run the whole test suite"
 	@echo "make lint      ruff and cfn-lint"
 	@echo "make validate  sam validate --lint and sam build (needs python3.13 for the build)"
@@ -31,6 +33,9 @@ help:
 
 demo: $(STAMP)
 	$(PY) -m devtools.demo
+
+serve: $(STAMP)
+	$(PY) -m devtools.serve --port $(PORT)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
