@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -61,9 +62,10 @@ class Sweeper:
         self._segments = segments
         self._stuck_after = stuck_after
 
-    def run(self) -> SweepReport:
+    def run(self, time_is_up: Callable[[], bool] = lambda: False) -> SweepReport:
+        """`time_is_up` says when to stop scanning and queue what was found (the Lambda's time is running out)."""
         stale_before = iso_utc(datetime.now(UTC) - self._stuck_after)
-        candidates, capped = self._find(stale_before)
+        candidates, capped = self._find(stale_before, time_is_up)
         style = self._styles.default()
         batch_id = f"sweep-{uuid.uuid4()}"
         self._batches.create(batch_id, owner=SWEEP_OWNER, style_id=style.id)
@@ -78,17 +80,19 @@ class Sweeper:
         logger.info("sweep finished", extra=report.as_dict())
         return report
 
-    def _find(self, stale_before: str) -> tuple[list[TravelRecord], bool]:
+    def _find(self, stale_before: str, time_is_up: Callable[[], bool]) -> tuple[list[TravelRecord], bool]:
         """Scan all segments in parallel, up to the per-run cap.
 
         With a complete sparse index, only the index (missing records only) is scanned and each segment
         stops at the cap. Without one, the whole table is scanned, as DESIGN's sweep does: every record
         has its index attributes repaired on the way, the cap limits only what is queued, and a scan
-        that reached the end completes the index if the stream was live when it began.
+        that reached the end completes the index if the stream was live when it began. A scan cut short
+        by the clock still queues what it found; the repair scan (resumable) covers tables that large.
         """
         found: list[TravelRecord] = []
         lock = threading.Lock()
         full = threading.Event()
+        cut_short = threading.Event()
 
         def take(record: TravelRecord) -> bool:
             """Keep a candidate while there is room; False once the cap is reached."""
@@ -105,18 +109,23 @@ class Sweeper:
                     return
 
         def scan_table(segment: int) -> None:
-            for items, _ in scan_segment(self._travel_table, segment, self._segments):
+            for items, next_key in scan_segment(self._travel_table, segment, self._segments):
                 for raw in items:
                     if reconcile(plain(raw)) is IndexChange.NOT_A_RECORD:
                         continue
                     record = TravelRecord.from_raw_data(raw)
                     if record.image_missing and skip_reason(record, stale_before) is None:
                         take(record)
+                if next_key and time_is_up():
+                    cut_short.set()
+                    return
 
         complete = self._index.is_complete()
         started = utc_now()
         with ThreadPoolExecutor(max_workers=self._segments) as pool:
             list(pool.map(scan_index if complete else scan_table, range(self._segments)))
-        if not complete and self._index.mark_complete(started):
+        if cut_short.is_set():
+            logger.warning("full sweep stopped before the end of the table: time ran out")
+        elif not complete and self._index.mark_complete(started):
             logger.info("full sweep finished after the stream went live: the sparse index is complete")
         return found, full.is_set()
