@@ -21,7 +21,7 @@ $(SAM):
 	"$$(scripts/find-python)" -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_VERSION)
 
-.PHONY: help demo serve test lint validate build clean redrive bench
+.PHONY: help demo serve test lint validate build clean redrive bench publish-panel
 help:
 	@echo "make demo      run the main job end to end on an embedded AWS (moto on 127.0.0.1)"
 	@echo "make serve     the missing-images panel on a local stack: http://127.0.0.1:$(PORT)/ (PORT=8000; local-only sign-in)"
@@ -30,6 +30,7 @@ help:
 	@echo "make validate  sam validate --lint and sam build (needs python3.13 for the build)"
 	@echo "make bench     benchmark against a naive baseline on moto (BENCH_ARGS=--quick for a smoke run)"
 	@echo "make redrive   move the deployed stack's dead letters back to the job queue (STACK=$(STACK); AWS credentials)"
+	@echo "make publish-panel  upload web/ and a config.js to the deployed stack's panel (STACK=$(STACK); AWS credentials)"
 
 demo: $(STAMP)
 	$(PY) -m devtools.demo
@@ -58,6 +59,9 @@ bench: $(STAMP)
 
 redrive: $(STAMP)
 	$(PY) -m devtools.ops redrive --stack-name $(STACK) $(REDRIVE_ARGS)
+
+publish-panel: $(STAMP)
+	$(PY) -m devtools.publish_panel --stack-name $(STACK)
 
 clean:
 	rm -rf .aws-sam out .pytest_cache .ruff_cache

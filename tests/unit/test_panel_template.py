@@ -1,0 +1,200 @@
+"""The panel in AWS: private bucket behind CloudFront (OAC), CORS limited to it, and devtools/publish_panel.py."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+from moto import mock_aws
+
+from devtools import publish_panel
+from devtools.ops import OpsError
+from devtools.template_resources import load_template
+
+TEMPLATE = load_template()
+RESOURCES = TEMPLATE["Resources"]
+OUTPUTS = TEMPLATE["Outputs"]
+REGION = "us-east-1"
+BUCKET = "image-recovery-panelbucket-abc"
+DISTRIBUTION_ID = "E2EXAMPLE12345"
+API_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/"
+DISTRIBUTION_ARN = "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${PanelDistribution}"
+
+
+def _props(name: str) -> dict:
+    return RESOURCES[name]["Properties"]
+
+
+# ------------------------------------------------------------------ template
+def test_panel_bucket_is_private_and_encrypted() -> None:
+    bucket = RESOURCES["PanelBucket"]
+    assert bucket["Type"] == "AWS::S3::Bucket"
+    props = bucket["Properties"]
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    rule = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    assert "WebsiteConfiguration" not in props  # served by CloudFront through OAC, not as an S3 website
+
+
+def test_distribution_reads_the_bucket_through_origin_access_control() -> None:
+    oac = _props("PanelOriginAccessControl")["OriginAccessControlConfig"]
+    assert RESOURCES["PanelOriginAccessControl"]["Type"] == "AWS::CloudFront::OriginAccessControl"
+    assert (oac["OriginAccessControlOriginType"], oac["SigningBehavior"], oac["SigningProtocol"]) == (
+        "s3",
+        "always",
+        "sigv4",
+    )
+    assert RESOURCES["PanelDistribution"]["Type"] == "AWS::CloudFront::Distribution"
+    config = _props("PanelDistribution")["DistributionConfig"]
+    [origin] = config["Origins"]
+    assert origin["DomainName"] == {"Fn::GetAtt": ["PanelBucket", "RegionalDomainName"]}
+    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["PanelOriginAccessControl", "Id"]}
+    assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
+    behavior = config["DefaultCacheBehavior"]
+    assert behavior["TargetOriginId"] == origin["Id"]
+    assert behavior["ViewerProtocolPolicy"] == "redirect-to-https"
+    assert behavior["CachePolicyId"] == "658327ea-f89d-4fab-a63d-7e88639e58f6"  # managed CachingOptimized
+    assert config["DefaultRootObject"] == "index.html"
+
+
+def test_bucket_policy_allows_only_this_distribution_and_tls() -> None:
+    policy = _props("PanelBucketPolicy")
+    assert policy["Bucket"] == {"Ref": "PanelBucket"}
+    statements = policy["PolicyDocument"]["Statement"]
+    allows = [s for s in statements if s["Effect"] == "Allow"]
+    assert allows == [
+        {
+            "Sid": "AllowPanelDistribution",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudfront.amazonaws.com"},
+            "Action": "s3:GetObject",
+            "Resource": {"Fn::Sub": "${PanelBucket.Arn}/*"},
+            "Condition": {
+                "StringEquals": {
+                    "AWS:SourceArn": {"Fn::Sub": DISTRIBUTION_ARN},
+                }
+            },
+        }
+    ]
+    [deny] = [s for s in statements if s["Effect"] == "Deny"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_api_cors_allows_only_the_panel_distribution() -> None:
+    cors = _props("HttpApi")["CorsConfiguration"]
+    assert cors["AllowOrigins"] == [{"Fn::Sub": "https://${PanelDistribution.DomainName}"}]
+    assert set(cors["AllowMethods"]) == {"GET", "POST", "OPTIONS"}
+    assert {header.lower() for header in cors["AllowHeaders"]} == {"authorization", "content-type"}
+    assert cors.get("AllowCredentials") is not True  # bearer tokens, no cookies
+
+
+def test_outputs_give_the_panel_url_bucket_and_distribution() -> None:
+    assert OUTPUTS["PanelUrl"]["Value"] == {"Fn::Sub": "https://${PanelDistribution.DomainName}/"}
+    assert OUTPUTS["PanelBucketName"]["Value"] == {"Ref": "PanelBucket"}
+    assert OUTPUTS["PanelDistributionId"]["Value"] == {"Ref": "PanelDistribution"}
+    assert set(publish_panel.PANEL_OUTPUTS) <= set(OUTPUTS)
+
+
+# ------------------------------------------------------------------ publish_panel
+def test_config_js_points_at_the_api_and_reads_the_token_from_session_storage() -> None:
+    source = publish_panel.config_js(API_URL)
+    assert 'apiBase: "https://abc123.execute-api.us-east-1.amazonaws.com"' in source
+    assert 'const TOKEN_KEY = "imageRecovery.accessToken"' in source
+    assert "tokenProvider: () => sessionStorage.getItem(TOKEN_KEY)" in source
+    assert "window.IMAGE_RECOVERY_CONFIG" in source
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch):
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        yield
+
+
+def _stack_outputs_stub(cloudformation, outputs: dict[str, str]) -> Stubber:
+    stub = Stubber(cloudformation)
+    stub.add_response(
+        "describe_stacks",
+        {
+            "Stacks": [
+                {
+                    "StackName": "image-recovery",
+                    "CreationTime": "2024-01-01T00:00:00Z",
+                    "StackStatus": "CREATE_COMPLETE",
+                    "Outputs": [{"OutputKey": k, "OutputValue": v} for k, v in outputs.items()],
+                }
+            ]
+        },
+        {"StackName": "image-recovery"},
+    )
+    return stub
+
+
+def test_publish_uploads_the_four_files_and_invalidates_the_distribution(aws_env: None) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=BUCKET)
+    cloudformation = boto3.client("cloudformation", region_name=REGION)
+    cloudfront = boto3.client("cloudfront", region_name=REGION)
+    outputs = {
+        "ApiUrl": API_URL,
+        "PanelBucketName": BUCKET,
+        "PanelDistributionId": DISTRIBUTION_ID,
+        "PanelUrl": "https://d111111abcdef8.cloudfront.net/",
+    }
+    with _stack_outputs_stub(cloudformation, outputs), Stubber(cloudfront) as cf_stub:
+        cf_stub.add_response(
+            "create_invalidation",
+            {
+                "Location": "https://cloudfront.amazonaws.com/2020-05-31/distribution/E2EXAMPLE12345/invalidation/I1",
+                "Invalidation": {
+                    "Id": "I1",
+                    "Status": "InProgress",
+                    "CreateTime": "2024-01-01T00:00:00Z",
+                    "InvalidationBatch": {"Paths": {"Quantity": 1, "Items": ["/*"]}, "CallerReference": "x"},
+                },
+            },
+            {
+                "DistributionId": DISTRIBUTION_ID,
+                "InvalidationBatch": {"Paths": {"Quantity": 1, "Items": ["/*"]}, "CallerReference": ANY},
+            },
+        )
+        result = publish_panel.publish(cloudformation, s3, cloudfront, "image-recovery")
+        cf_stub.assert_no_pending_responses()
+
+    assert result == {
+        "keys": ["index.html", "app.js", "styles.css", "config.js"],
+        "invalidation": "I1",
+        "url": "https://d111111abcdef8.cloudfront.net/",
+    }
+    expected = {
+        "index.html": ("text/html; charset=utf-8", "no-cache"),
+        "app.js": ("text/javascript; charset=utf-8", "public, max-age=300"),
+        "styles.css": ("text/css; charset=utf-8", "public, max-age=300"),
+        "config.js": ("text/javascript; charset=utf-8", "no-cache"),
+    }
+    keys = {item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
+    assert keys == set(expected)
+    for key, (content_type, cache_control) in expected.items():
+        head = s3.head_object(Bucket=BUCKET, Key=key)
+        assert (head["ContentType"], head["CacheControl"]) == (content_type, cache_control), key
+    for key in ("index.html", "app.js", "styles.css"):
+        body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        assert body == (publish_panel.WEB / key).read_bytes()
+    config = s3.get_object(Bucket=BUCKET, Key="config.js")["Body"].read().decode()
+    assert config == publish_panel.config_js(API_URL)
+    assert '"https://abc123.execute-api.us-east-1.amazonaws.com"' in config
+
+
+def test_publish_refuses_a_stack_without_the_panel_outputs(aws_env: None) -> None:
+    cloudformation = boto3.client("cloudformation", region_name=REGION)
+    with _stack_outputs_stub(cloudformation, {"ApiUrl": API_URL}), pytest.raises(OpsError, match="PanelBucketName"):
+        publish_panel.publish(cloudformation, object(), object(), "image-recovery")
