@@ -8,6 +8,9 @@ STAMP      := $(VENV)/.installed
 SAM_VENV   := .venv-sam
 SAM        := $(SAM_VENV)/bin/sam
 SAM_VERSION := 1.170.0
+CHECKOV_VENV := .venv-checkov
+CHECKOV      := $(CHECKOV_VENV)/bin/checkov
+CHECKOV_VERSION := 3.3.30
 STACK      ?= image-recovery
 PORT       ?= 8000
 
@@ -21,13 +24,18 @@ $(SAM):
 	"$$(scripts/find-python)" -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_VERSION)
 
-.PHONY: help demo serve test lint validate build clean redrive bench publish-panel
+$(CHECKOV):
+	"$$(scripts/find-python)" -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+
+.PHONY: help demo serve test lint validate security build clean redrive bench publish-panel
 help:
 	@echo "make demo      run the main job end to end on an embedded AWS (moto on 127.0.0.1)"
 	@echo "make serve     the missing-images panel on a local stack: http://127.0.0.1:$(PORT)/ (PORT=8000; local-only sign-in)"
 	@echo "make test      run the whole test suite"
 	@echo "make lint      ruff and cfn-lint"
 	@echo "make validate  sam validate --lint and sam build (needs python3.13 for the build)"
+	@echo "make security  checkov on template.yaml; skipped checks are justified in .checkov.yaml"
 	@echo "make bench     benchmark against a naive baseline on moto (BENCH_ARGS=--quick for a smoke run)"
 	@echo "make redrive   move the deployed stack's dead letters back to the job queue (STACK=$(STACK); AWS credentials)"
 	@echo "make publish-panel  upload web/ and a config.js to the deployed stack's panel (STACK=$(STACK); AWS credentials)"
@@ -53,6 +61,9 @@ validate: $(SAM)
 	@test -f .aws-sam/build/CommonLayer/python/image_recovery/__init__.py \
 	  || { echo "layer layout is wrong: image_recovery is not under python/ in the built layer" >&2; exit 1; }
 	@echo "sam build: layer package is at python/image_recovery (imported from /opt/python on Lambda)"
+
+security: $(CHECKOV)
+	$(CHECKOV) --file template.yaml --config-file .checkov.yaml
 
 bench: $(STAMP)
 	$(PY) -m bench.run $(BENCH_ARGS)
