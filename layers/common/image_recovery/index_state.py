@@ -11,23 +11,10 @@ from __future__ import annotations
 
 import uuid
 
-from pynamodb.exceptions import UpdateError
-
 from image_recovery.models import ServiceState
-from image_recovery.repository import utc_now
+from image_recovery.repository import conditional_update, utc_now
 
 INDEX_KEY = "service#index"
-_CONDITION_FAILED = "ConditionalCheckFailedException"
-
-
-def _update_if(state: ServiceState, actions: list, condition: object) -> bool:
-    try:
-        state.update(actions=actions, condition=condition)
-    except UpdateError as error:
-        if error.cause_response_code == _CONDITION_FAILED:
-            return False
-        raise
-    return True
 
 
 class IndexState:
@@ -38,7 +25,7 @@ class IndexState:
     def note_stream_active(self) -> None:
         """Called by the stream function: from the first time on, every write reaches the index."""
         if not self._stream_noted:
-            _update_if(
+            conditional_update(
                 ServiceState(INDEX_KEY),
                 [ServiceState.stream_active_since.set(utc_now())],
                 ServiceState.stream_active_since.does_not_exist(),
@@ -58,7 +45,7 @@ class IndexState:
         """A full scan that started at `scan_started` has reconciled every record. It completes the index
         only if the stream was already live then (otherwise writes during the scan could be missed)."""
         condition = ServiceState.stream_active_since.exists() & (ServiceState.stream_active_since <= scan_started)
-        return _update_if(ServiceState(INDEX_KEY), [ServiceState.index_complete_at.set(utc_now())], condition)
+        return conditional_update(ServiceState(INDEX_KEY), [ServiceState.index_complete_at.set(utc_now())], condition)
 
     def start_repair(self, segments: int) -> str:
         run_id = f"service#repair#{uuid.uuid4()}"

@@ -14,6 +14,7 @@ from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.operand import Path
 from pynamodb.expressions.update import Action
+from pynamodb.models import Model
 
 from image_recovery.models import (
     IN_FLIGHT,
@@ -76,8 +77,9 @@ def _error_detail(detail: str) -> Action:
     )
 
 
-def conditional_update(record: TravelRecord, actions: list, condition: Condition) -> bool:
-    """Apply `actions` if `condition` holds; False when it does not (someone else got there first)."""
+def conditional_update(record: Model, actions: list, condition: Condition) -> bool:
+    """Apply `actions` to any model's item if `condition` holds; False when it does not (someone else
+    got there first)."""
     try:
         record.update(actions=actions, condition=condition)
     except UpdateError as error:
