@@ -6,6 +6,7 @@ import copy
 import importlib.util
 import json
 import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,29 +87,108 @@ def sqs_event(messages: list[dict], queue_arn: str) -> dict:
     return {"Records": records}
 
 
+@dataclass(frozen=True)
+class Delivery:
+    received: int
+    handled: int = 0
+    failed: int = 0
+    crashed: bool = False
+
+
+class SqsPoller:
+    """Lambda's SQS event source for one queue and function: receive a batch, invoke, delete what succeeded.
+
+    Failed records stay on the queue, invisible for as long as the function asked (its retry backoff) or
+    else the queue's visibility timeout. An invocation that crashes (devtools.faults.InjectedCrash)
+    deletes nothing: its whole batch comes back once the visibility timeout has passed, as in AWS.
+    """
+
+    def __init__(self, queue_url: str, queue_arn: str, function: ModuleType, *, region: str, batch_size: int = 10):
+        import boto3
+
+        self._sqs = boto3.client("sqs", region_name=region)
+        self._queue_url, self._queue_arn = queue_url, queue_arn
+        self._function = function
+        self._batch_size = batch_size
+
+    def poll(self) -> Delivery:
+        from devtools.faults import InjectedCrash
+
+        messages = self._sqs.receive_message(
+            QueueUrl=self._queue_url, MaxNumberOfMessages=self._batch_size, AttributeNames=["All"]
+        ).get("Messages", [])
+        if not messages:
+            return Delivery(received=0)
+        try:
+            response = self._function.lambda_handler(sqs_event(messages, self._queue_arn), LambdaContext())
+        except InjectedCrash:
+            return Delivery(received=len(messages), crashed=True)
+        failures = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+        done = [m for m in messages if m["MessageId"] not in failures]
+        if done:
+            self._sqs.delete_message_batch(
+                QueueUrl=self._queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+            )
+        return Delivery(received=len(messages), handled=len(done), failed=len(failures))
+
+    def in_flight(self) -> int:
+        """Messages received and neither deleted nor visible again yet."""
+        attributes = self._sqs.get_queue_attributes(
+            QueueUrl=self._queue_url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    def drain(self, clock: SimulatedClock, *, max_polls: int = 100_000) -> list[Delivery]:
+        """Poll until the queue is empty, moving the clock on whenever only invisible messages are left."""
+        deliveries: list[Delivery] = []
+        while len(deliveries) < max_polls:
+            delivery = self.poll()
+            if delivery.received:
+                deliveries.append(delivery)
+            elif self.in_flight():
+                clock.advance(seconds=QUEUE_VISIBILITY_SECONDS)
+            else:
+                return deliveries
+        raise RuntimeError(f"the queue did not drain in {max_polls} polls")
+
+
+# Longer than any delay the worker asks for (15 min) and than the job queue's visibility timeout (18 min).
+QUEUE_VISIBILITY_SECONDS = 1100
+
+
+class SimulatedClock:
+    """Time for the whole process (moto's queues, idempotency records, the service's own clock) that runs
+    as usual and can be moved forward instead of waited for: a retry 15 minutes out takes no time."""
+
+    def __init__(self) -> None:
+        import time_machine
+
+        self._travel = time_machine.travel(time.time(), tick=True)
+        self._coordinates: Any = None
+
+    def __enter__(self) -> SimulatedClock:
+        self._coordinates = self._travel.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._travel.stop()
+
+    def advance(self, *, seconds: float) -> None:
+        self._coordinates.shift(seconds)
+
+
 def drain_queue(queue_url: str, queue_arn: str, worker: ModuleType, *, region: str, batch_size: int = 5) -> dict:
     """Feed a queue to the worker until it is empty, as Lambda's SQS poller does.
 
     Messages the worker reports as failed stay on the queue (invisible until their visibility timeout),
     so draining stops at the first batch with failures and reports them.
     """
-    import boto3
-
-    sqs = boto3.client("sqs", region_name=region)
+    poller = SqsPoller(queue_url, queue_arn, worker, region=region, batch_size=batch_size)
     handled = failed = 0
-    while messages := sqs.receive_message(
-        QueueUrl=queue_url, MaxNumberOfMessages=batch_size, AttributeNames=["All"]
-    ).get("Messages", []):
-        response = worker.lambda_handler(sqs_event(messages, queue_arn), LambdaContext())
-        failures = {f["itemIdentifier"] for f in response["batchItemFailures"]}
-        done = [m for m in messages if m["MessageId"] not in failures]
-        if done:
-            sqs.delete_message_batch(
-                QueueUrl=queue_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
-            )
-        handled += len(done)
-        failed += len(failures)
-        if failures:
+    while (delivery := poller.poll()).received:
+        handled += delivery.handled
+        failed += delivery.failed
+        if delivery.failed or delivery.crashed:
             break
     return {"handled": handled, "failed": failed}

@@ -1,18 +1,30 @@
-"""The private image bucket."""
+"""The private image bucket.
+
+Every image lives under its record's own prefix, one object per job:
+images/<user>/<type>/<record id>/<job id>.png. A retried delivery overwrites its own object; the record
+points at exactly one object, and the worker removes the ones no record can point at (see ImageWorker).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from image_recovery.models import TravelRecord
+from image_recovery.jobs import ImageJob
+
+S3_DELETE_BATCH = 1000  # the most keys one DeleteObjects call takes
 
 
-def image_key(record: TravelRecord, job_id: str) -> str:
-    """images/<user>/<type>/<record id>/<job id>.png — one object per job, so a retry overwrites its own."""
-    parts = (record.owner_id, record.kind.label, record.id, job_id)
-    return "images/" + "/".join(quote(part, safe="") for part in parts) + ".png"
+def record_image_prefix(job: ImageJob) -> str:
+    """images/<user>/<type>/<record id>/ — every image any job ever stored for this record."""
+    parts = (job.pk.removeprefix("USER#"), job.entity_type.label, job.record_id)
+    return "images/" + "".join(quote(part, safe="") + "/" for part in parts)
+
+
+def image_key(job: ImageJob) -> str:
+    return f"{record_image_prefix(job)}{quote(job.job_id, safe='')}.png"
 
 
 class ImageStore:
@@ -26,4 +38,23 @@ class ImageStore:
         return f"{self._url_base}/{key}"
 
     def delete(self, key: str) -> None:
+        """Remove one object; removing one that is not there is no error (and S3 DELETEs are free)."""
         self._client().delete_object(Bucket=self._bucket, Key=key)
+
+    def delete_stored_before(self, prefix: str, moment: datetime, *, keep: str | None = None) -> list[str]:
+        """Remove the objects under `prefix` last written before `moment` (except `keep`); returns their keys."""
+        client = self._client()
+        stale = [
+            item["Key"]
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix)
+            for item in page.get("Contents", [])
+            if item["LastModified"] < moment and item["Key"] != keep
+        ]
+        for start in range(0, len(stale), S3_DELETE_BATCH):
+            chunk = stale[start : start + S3_DELETE_BATCH]
+            response = client.delete_objects(
+                Bucket=self._bucket, Delete={"Objects": [{"Key": key} for key in chunk], "Quiet": True}
+            )
+            if response.get("Errors"):
+                raise RuntimeError(f"could not delete {len(response['Errors'])} stale images under {prefix}")
+        return stale

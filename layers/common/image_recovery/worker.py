@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 from time import perf_counter
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -15,8 +16,12 @@ from image_recovery.observability import METRICS_NAMESPACE, logger, metrics
 from image_recovery.prompts import build_prompt
 from image_recovery.providers import ImageProvider, ImageRequest
 from image_recovery.repository import RecordRepository
-from image_recovery.storage import ImageStore, image_key
+from image_recovery.storage import ImageStore, image_key, record_image_prefix
 from image_recovery.styles import StyleCatalog
+
+# S3's LastModified and the worker's clock may disagree by a little; an image of a job this one took the
+# record from was stored at least StuckJobMinutes (>= 20) before, so a minute of slack loses nothing.
+CLOCK_SLACK = timedelta(minutes=1)
 
 
 class RetryableJobError(Exception):
@@ -64,14 +69,25 @@ class ImageWorker:
         record = self._records.get(job.pk, job.sk)
         if record is None or record.id != job.record_id or record.kind != job.entity_type:
             logger.warning("job's record no longer exists", extra={"sk": job.sk})
+            self._store.delete(image_key(job))  # whatever an earlier delivery of this job stored
             self._batches.finished(job.batch_id, succeeded=False, was_generating=False)
             return JobResult(job.job_id, "failed", "not_found")
         if record.image_job_id != job.job_id:
+            self._discard_unless_referenced(job, record)
             return JobResult(job.job_id, "skipped", "superseded")
+        earlier_deliveries = record.image_attempts or 0
+        claimed_at = datetime.now(UTC)
         if not self._claim(job, record):
+            self._discard_unless_referenced(job, record)
             return JobResult(job.job_id, "skipped", f"already_{record.image_status}")
 
         try:
+            if earlier_deliveries:
+                # Jobs this one took the record from may have stored images before they were lost. The
+                # record has no image and is ours now, so none of them is referenced or ever will be.
+                self._store.delete_stored_before(
+                    record_image_prefix(job), claimed_at - CLOCK_SLACK, keep=image_key(job)
+                )
             return self._generate(job, record)
         except GenerationError as error:
             if not error.retryable:
@@ -121,7 +137,7 @@ class ImageWorker:
             name="GenerationLatency", unit=MetricUnit.Milliseconds, value=(perf_counter() - started) * 1000
         )
 
-        key = image_key(record, job.job_id)
+        key = image_key(job)
         try:
             url = self._store.put(key, image.data, image.content_type)
         except Exception as error:
@@ -139,12 +155,20 @@ class ImageWorker:
     def _fail(self, job: ImageJob, record: TravelRecord, reason: str, detail: str) -> JobResult:
         logger.warning("job failed", extra={"reason": reason, "detail": detail})
         if self._records.mark_failed(record, job.job_id, reason=reason, detail=detail):
+            self._store.delete(image_key(job))  # stored before a later step failed: nothing points at it
             self._batches.finished(job.batch_id, succeeded=False, was_generating=True)
         with single_metric(
             name="GenerationFailures", unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE
         ) as failure:
             failure.add_dimension(name="reason", value=reason)
         return JobResult(job.job_id, "failed", reason)
+
+    def _discard_unless_referenced(self, job: ImageJob, record: TravelRecord) -> None:
+        """A delivery that will not write back removes what an earlier delivery of its job stored,
+        unless that is the record's image (the earlier delivery wrote back and then went unacknowledged)."""
+        key = image_key(job)
+        if record.image_key != key:
+            self._store.delete(key)
 
     def _parents(self, record: TravelRecord) -> tuple[Trip | None, Segment | None]:
         """The trip (and segment) above a record, read in one BatchGetItem, for the prompt's context."""
