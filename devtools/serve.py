@@ -6,10 +6,11 @@ Serves web/ at http://127.0.0.1:<port>/ and the API under /api/*, as API Gateway
 function; a background thread plays Lambda's SQS pollers (tasks and worker, IMAGE_PROVIDER=local) and the
 table stream (indexer).
 
-LOCAL ONLY: GET /local/sign-in?user=<id> hands out the fake token "local:<id>", and the front turns
-"Authorization: Bearer local:<id>" into the `sub` claim. There is no password and no signature: anyone who
-can reach the port can be anyone. It exists only in this development server. In AWS, API Gateway's JWT
-authorizer verifies real tokens from the identity provider, and nothing here is deployed.
+LOCAL ONLY: GET /local/sign-in?user=<id> hands out the fake token "local:<id>", and the front (the HTTP API
+stand-in of devtools.api_gateway) turns "Authorization: Bearer local:<id>" into the `sub` claim. There is no
+password and no signature: anyone who can reach the port can be anyone. It exists only in this development
+server. In AWS, API Gateway's JWT authorizer verifies real tokens from the identity provider, and nothing here
+is deployed.
 """
 
 from __future__ import annotations
@@ -23,16 +24,16 @@ import re
 import signal
 import threading
 import time
-import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
+from devtools.api_gateway import HttpApiGateway
 from devtools.embedded_aws import REGION, embedded_aws, use_function_environment
-from devtools.lambda_runtime import ROOT, LambdaContext, drain_queue, load_event, load_handler
+from devtools.lambda_runtime import ROOT, LambdaContext, drain_queue, load_handler
 from devtools.seed import ALICE, put_items, sample_items
 from devtools.streams import LocalStream
 from devtools.template_resources import LocalStack
@@ -40,12 +41,6 @@ from devtools.template_resources import LocalStack
 WEB = ROOT / "web"
 LOCAL_TOKEN_PREFIX = "local:"  # noqa: S105 - LOCAL ONLY fake-token marker, not a secret (module docstring)
 _USER = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_ROUTES = [  # the HTTP API's routes (template.yaml), as (method, pattern, route key)
-    ("GET", re.compile(r"^/missing-images$"), "GET /missing-images"),
-    ("POST", re.compile(r"^/image-jobs$"), "POST /image-jobs"),
-    ("GET", re.compile(r"^/image-jobs/(?P<batchId>[^/]+)$"), "GET /image-jobs/{batchId}"),
-    ("GET", re.compile(r"^/styles$"), "GET /styles"),
-]
 _WORKER_PAUSE_S = 0.3
 _log = logging.getLogger("devtools.serve")
 
@@ -65,36 +60,12 @@ window.IMAGE_RECOVERY_CONFIG = {{
 """
 
 
-def http_api_event(method: str, path: str, query: str, headers: dict[str, str], body: str | None, sub: str) -> dict:
-    """An HTTP API (payload v2) event for a request, with `sub` as the authorizer's verified claim."""
-    event = load_event("api-list-missing-images.json")
-    route_key, path_parameters = "$default", None
-    for route_method, pattern, key in _ROUTES:
-        if match := (method == route_method and pattern.match(path)):
-            route_key, path_parameters = key, match.groupdict() or None
-            break
-    context = event["requestContext"]
-    context["authorizer"]["jwt"]["claims"] = {"sub": sub}
-    context["http"].update(method=method, path=path, userAgent=headers.get("user-agent", ""), sourceIp="127.0.0.1")
-    context.update(routeKey=route_key, requestId=str(uuid.uuid4()), timeEpoch=int(time.time() * 1000))
-    event.update(routeKey=route_key, rawPath=path, rawQueryString=query, headers=headers, isBase64Encoded=False)
-    event.pop("pathParameters", None)
-    if path_parameters:
-        event["pathParameters"] = path_parameters
-    if query:
-        event["queryStringParameters"] = {k: ",".join(v) for k, v in parse_qs(query).items()}
-    if body:
-        event["body"] = body
-    return event
-
-
-def local_user(authorization: str | None) -> str | None:
-    """LOCAL ONLY: the user named by a fake "Bearer local:<user>" token; None for anything else."""
-    scheme, _, token = (authorization or "").partition(" ")
+def local_claims(token: str) -> dict[str, str] | None:
+    """LOCAL ONLY: the claims of a fake "local:<user>" token; None (the gateway's 401) for anything else."""
     user = token.removeprefix(LOCAL_TOKEN_PREFIX)
-    if scheme.lower() != "bearer" or not token.startswith(LOCAL_TOKEN_PREFIX) or not _USER.match(user):
+    if not token.startswith(LOCAL_TOKEN_PREFIX) or not _USER.match(user):
         return None
-    return user
+    return {"sub": user}
 
 
 class LocalBackend:
@@ -109,6 +80,7 @@ class LocalBackend:
             use_function_environment(stack, name, **({"IMAGE_PROVIDER": "local"} if name == "worker" else {}), **quiet)
             self._handlers[name] = load_handler(name)
         self._stream = LocalStream(stack)
+        self.gateway = HttpApiGateway(invoke=self.call_api, authorize=local_claims)
 
     def seed(self) -> None:
         """Write the sample data the way the host app does and let the indexer see it."""
@@ -159,7 +131,7 @@ def _handler_class(backend: LocalBackend) -> type[BaseHTTPRequestHandler]:
         def _route(self, method: str) -> None:
             url = urlsplit(self.path)
             if url.path.startswith("/api/"):
-                self._api(method, url.path.removeprefix("/api"), url.query)
+                self._api(method, unquote(url.path.removeprefix("/api")), url.query)
             elif method != "GET":
                 self._json(405, {"message": "Method Not Allowed"})
             elif url.path == "/local/sign-in":
@@ -190,16 +162,13 @@ def _handler_class(backend: LocalBackend) -> type[BaseHTTPRequestHandler]:
 
         def _api(self, method: str, path: str, query: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length).decode("utf-8", "replace") if length else None
-            user = local_user(self.headers.get("Authorization"))
-            if user is None:  # what API Gateway's JWT authorizer answers, before any function runs
-                self._json(401, {"message": "Unauthorized"})
-                return
-            headers = {name.lower(): value for name, value in self.headers.items()}
-            response = backend.call_api(http_api_event(method, path, query, headers, body, user))
-            response_headers = {k: v for k, v in (response.get("headers") or {}).items() if k.lower() != "content-type"}
-            content_type = (response.get("headers") or {}).get("Content-Type", "application/json")
-            self._send(response["statusCode"], (response.get("body") or "").encode(), content_type, response_headers)
+            body = self.rfile.read(length) if length else b""
+            status, headers, content = backend.gateway.request(
+                method, path, query, dict(self.headers.items()), body, source_ip=self.client_address[0]
+            )
+            content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "application/json")
+            extra = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+            self._send(status, content, content_type, extra)
 
     return Front
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import asdict
 from typing import Annotated, Any
@@ -45,6 +46,15 @@ def error_response(status: int, code: str, message: str, details: Any = None) ->
     )
 
 
+def _json_body(text: str) -> Any:
+    """json.loads, except that nesting too deep for the parser is malformed JSON (a 400), not a RecursionError
+    (which the validation does not catch: a 500)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text, 0) from None
+
+
 def _validation_details(error: RequestValidationError) -> list[dict]:
     # Location and message only: never echo the input back.
     return [
@@ -58,7 +68,7 @@ class Api:
 
     def __init__(self, service: RecoveryService) -> None:
         self.service = service
-        self.resolver = resolver = APIGatewayHttpResolver(enable_validation=True)
+        self.resolver = resolver = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=_json_body)
 
         def current_user() -> str:
             claims = resolver.current_event.request_context.authorizer.jwt_claim or {}
@@ -137,16 +147,36 @@ class Api:
             return error_response(500, "internal_error", "Something went wrong on our side; nothing was lost.")
 
     def handle(self, event: dict, context: Any) -> dict:
-        if len(event.get("body") or "") > MAX_BODY_BYTES:
-            # Refused before the resolver parses it: a 10 MB body should not cost a 10 MB parse.
-            message = f"Request bodies are limited to {MAX_BODY_BYTES} bytes."
+        if refusal := _refusal(event):
+            status, code, message = refusal
             return {
-                "statusCode": 413,
+                "statusCode": status,
                 "headers": {"Content-Type": content_types.APPLICATION_JSON},
-                "body": json.dumps(error_body("body_too_large", message)),
+                "body": json.dumps(error_body(code, message)),
                 "isBase64Encoded": False,
             }
         return self.resolver.resolve(event, context)
+
+
+def _refusal(event: dict) -> tuple[int, str, str] | None:
+    """(status, code, message) for a body refused before the resolver parses it, else None."""
+    body = event.get("body") or ""
+    if len(body) > MAX_BODY_BYTES:  # a 10 MB body should not cost a 10 MB parse
+        return 413, "body_too_large", f"Request bodies are limited to {MAX_BODY_BYTES} bytes."
+    if not body:
+        return None
+    headers = event.get("headers") or {}
+    content_type = next((value for name, value in headers.items() if name.lower() == "content-type"), "").strip()
+    if content_type and not content_type.startswith(content_types.APPLICATION_JSON):
+        # Bodies are JSON. Powertools' validation (whose JSON test this is) would parse form and multipart bodies,
+        # and raise an unmapped error, so a 500, for any other type or a multipart body without a boundary.
+        return 415, "unsupported_media_type", "Request bodies must be JSON (Content-Type: application/json)."
+    if event.get("isBase64Encoded"):
+        try:  # Powertools decodes base64 bodies as UTF-8 without catching the error: a 500 for other bytes
+            base64.b64decode(body, validate=True).decode("utf-8")
+        except ValueError:  # binascii.Error and UnicodeDecodeError alike
+            return 400, "invalid_request", "The request body is not UTF-8 JSON."
+    return None
 
 
 def build_api(service: RecoveryService) -> Api:
