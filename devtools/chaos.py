@@ -2,11 +2,14 @@
 
     python -m devtools.chaos [--records 6000] [--users 30] [--missing-ratio 0.5] [--fault-rate 0.05] [--seed 7]
 
-Each AWS call made inside a handler fails with probability --fault-rate: an error before the call (it
-never happened), an error after it (it took effect, the answer was lost) or the process dying on the
-spot, in the proportions of FAULT_MIX. Bedrock is a stand-in answering as a Stability model does, and
-its content filter refuses about one prompt in a hundred. What AWS itself does (Lambda's SQS poller,
-the schedule) and what an operator does (a redrive) run without faults.
+Each HTTP attempt an AWS call makes inside a handler fails with probability --fault-rate: a refused
+connection before it (nothing happened), a read timeout after it (it took effect, the answer was lost)
+or the process dying on the spot, in the proportions of FAULT_MIX. The SDK retries the first two as it
+does in AWS, so a lost answer means the request is sent again: writes land twice, messages are sent
+twice. Bedrock is a stand-in answering as a Stability model does (it has no HTTP attempt: its calls
+fail with ThrottlingException at the same rate), and its content filter refuses about one prompt in a
+hundred. What AWS itself does (Lambda's SQS poller, the schedule) and what an operator does (a redrive)
+run without faults.
 
 The run: users ask, a few at a time, to queue all their missing images (a client retrying 5xx answers
 a few times), and the worker drains the queue after each wave (waves keep moto's queue short: its
@@ -44,13 +47,7 @@ from devtools.template_resources import LocalStack
 
 # How a fault strikes, as shares of --fault-rate.
 FAULT_MIX = {"before": 0.6, "after": 0.2, CRASH: 0.2}
-# The error each service answers with (throttling is what a busy account sees most).
-SERVICE_ERRORS = {
-    "dynamodb": "ProvisionedThroughputExceededException",
-    "sqs": "InternalError",
-    "s3": "SlowDown",
-    "bedrock-runtime": "ThrottlingException",
-}
+SERVICES = ("dynamodb", "sqs", "s3", "bedrock-runtime")
 CONTENT_FILTER_PERCENT = 1
 API_ATTEMPTS = 3  # a client retries a 5xx answer (or a dropped connection) this many times in all
 SWEEP_INTERVAL_SECONDS = 2 * 3600  # past StuckJobMinutes (60 by default): stuck jobs are taken over
@@ -98,9 +95,9 @@ class Report:
 
 def faults_for(rate: float) -> list[Fault]:
     return [
-        Fault(service, when="after" if kind == "after" else "before", error=CRASH if kind == CRASH else error,
-              rate=rate * share)
-        for service, error in SERVICE_ERRORS.items()
+        Fault(service, when="after" if kind == "after" else "before",
+              error=CRASH if kind == CRASH else "ThrottlingException", rate=rate * share)
+        for service in SERVICES
         for kind, share in FAULT_MIX.items()
     ]  # fmt: skip
 
@@ -119,6 +116,7 @@ class Chaos:
             seed=options.seed,
             answers={("bedrock-runtime", "InvokeModel"): bedrock_stand_in(png, refuse=refused_by_content_filter)},
             observers=[count_write_backs(self.write_backs)],
+            below_retries=True,
         )
         self.injector.enabled = False
         self.api = self._load("api")
@@ -244,9 +242,9 @@ def render(report: Report) -> str:
     failed = ", ".join(f"{reason} {count:,}" for reason, count in sorted(result.failed.items())) or "none"
     lines = [
         f"chaos: {result.missing_before:,} jobs · {options.records:,} records · {options.users:,} users · "
-        f"fault rate {options.fault_rate:.0%} per AWS call · seed {options.seed}",
+        f"fault rate {options.fault_rate:.0%} per HTTP attempt · seed {options.seed}",
         f"AWS calls {report.calls:,} · faults {sum(report.faults.values()):,} "
-        f"(before the call {report.faults['before']:,} · after it {report.faults['after']:,} · "
+        f"(before the request {report.faults['before']:,} · after it {report.faults['after']:,} · "
         f"crashes {report.faults['crash']:,})",
         f"API answers {dict(sorted(report.api_answers.items()))} · rounds {report.rounds} · sweeps {report.sweeps} · "
         f"redriven {report.redriven:,} · simulated {report.simulated_hours:.1f} h · wall {report.wall_seconds:.0f} s",

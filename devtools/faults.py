@@ -14,6 +14,7 @@ InvokeModel with an empty body), so the real provider code runs against document
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import random
@@ -26,7 +27,8 @@ from typing import Any, Literal
 from unittest import mock
 
 from botocore.client import BaseClient
-from botocore.exceptions import ClientError, ReadTimeoutError
+from botocore.endpoint import Endpoint
+from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 from botocore.response import StreamingBody
 
 # AWS error codes and the HTTP status AWS sends them with.
@@ -45,6 +47,7 @@ _ERROR_STATUS = {
 }
 CRASH = "crash"
 TIMEOUT = "timeout"
+HTTP_ATTEMPT = "HTTP attempt"  # the operation name faults below the SDK's retries see
 
 Answer = Callable[[dict], dict]
 Observer = Callable[[str, str, dict], None]  # (service, operation, params) of a call that succeeded
@@ -74,6 +77,14 @@ class Fault:
             and (self.where is None or self.where(params))
         )
 
+    def attempt_exception(self, url: str) -> BaseException:
+        """What one HTTP attempt fails with: the SDK retries both errors, as it would in AWS."""
+        if self.error == CRASH:
+            return InjectedCrash(f"{self.service} HTTP attempt {self.when}: {self.message}")
+        if self.when == "after":
+            return ReadTimeoutError(endpoint_url=url)
+        return EndpointConnectionError(endpoint_url=url)
+
     def exception(self, operation: str) -> BaseException:
         if self.error == CRASH:
             return InjectedCrash(f"{self.service}.{operation} {self.when}: {self.message}")
@@ -99,8 +110,10 @@ class FaultInjector:
         seed: int = 0,
         answers: dict[tuple[str, str], Answer] | None = None,
         observers: Sequence[Observer] = (),
+        below_retries: bool = False,
     ) -> None:
         self.faults = list(faults)
+        self.below_retries = below_retries
         self.answers = dict(answers or {})
         self.observers = list(observers)
         self.calls: Counter[tuple[str, str]] = Counter()
@@ -112,26 +125,46 @@ class FaultInjector:
 
     @contextmanager
     def active(self) -> Iterator[FaultInjector]:
-        original = BaseClient._make_api_call
+        """Patch botocore while the block runs.
+
+        By default faults strike each API call as the code sees it, after the SDK's own retries. With
+        `below_retries`, they strike each HTTP attempt instead, as a network or a service does: the SDK
+        retries them as it would in AWS (an attempt that took effect and lost its answer is sent again),
+        `where` cannot see the parameters there, and the error is a refused connection before, or a read
+        timeout after. Calls a stand-in answers have no HTTP attempt: their faults strike the call.
+        """
+        original_call, original_send = BaseClient._make_api_call, Endpoint._send
         injector = self
 
         def make_api_call(client: BaseClient, operation: str, params: dict) -> Any:
             service = client.meta.service_model.service_name
-            injector._strike(service, operation, params, "before")
+            with injector._lock:
+                injector.calls[(service, operation)] += 1
             answer = injector.answers.get((service, operation))
-            result = answer(params) if answer else original(client, operation, params)
+            striking = answer is not None or not injector.below_retries
+            if striking:
+                injector._strike(service, operation, params, "before")
+            result = answer(params) if answer else original_call(client, operation, params)
             for observe in injector.observers:
                 observe(service, operation, params)
-            injector._strike(service, operation, params, "after")
+            if striking:
+                injector._strike(service, operation, params, "after")
             return result
 
-        with mock.patch.object(BaseClient, "_make_api_call", make_api_call):
+        def send(endpoint: Endpoint, request: Any) -> Any:
+            service = endpoint._endpoint_prefix
+            injector._strike(service, HTTP_ATTEMPT, {}, "before", url=request.url)
+            response = original_send(endpoint, request)
+            injector._strike(service, HTTP_ATTEMPT, {}, "after", url=request.url)
+            return response
+
+        with contextlib.ExitStack() as patches:
+            patches.enter_context(mock.patch.object(BaseClient, "_make_api_call", make_api_call))
+            if self.below_retries:
+                patches.enter_context(mock.patch.object(Endpoint, "_send", send))
             yield self
 
-    def _strike(self, service: str, operation: str, params: dict, when: str) -> None:
-        if when == "before":
-            with self._lock:
-                self.calls[(service, operation)] += 1
+    def _strike(self, service: str, operation: str, params: dict, when: str, *, url: str = "") -> None:
         if not self.enabled:
             return
         for index, fault in enumerate(self.faults):
@@ -145,7 +178,7 @@ class FaultInjector:
                     continue
                 self._strikes[index] += 1
                 self.struck[(service, operation, when, fault.error)] += 1
-            raise fault.exception(operation)
+            raise fault.exception(operation) if operation != HTTP_ATTEMPT else fault.attempt_exception(url)
 
     def strikes(self, fault: Fault) -> int:
         """How many times one of this injector's faults struck."""

@@ -92,24 +92,35 @@ class Delivery:
     received: int
     handled: int = 0
     failed: int = 0
-    crashed: bool = False
+    crashed: bool = False  # the invocation died or raised: its whole batch comes back
 
 
 class SqsPoller:
     """Lambda's SQS event source for one queue and function: receive a batch, invoke, delete what succeeded.
 
     Failed records stay on the queue, invisible for as long as the function asked (its retry backoff) or
-    else the queue's visibility timeout. An invocation that crashes (devtools.faults.InjectedCrash)
-    deletes nothing: its whole batch comes back once the visibility timeout has passed, as in AWS.
+    else the queue's visibility timeout. An invocation that crashes (devtools.faults.InjectedCrash) or
+    raises deletes nothing: its whole batch comes back once the visibility timeout has passed, as in AWS.
+    Tests that expect no function error pass `raise_errors=True` to see it instead.
     """
 
-    def __init__(self, queue_url: str, queue_arn: str, function: ModuleType, *, region: str, batch_size: int = 10):
+    def __init__(
+        self,
+        queue_url: str,
+        queue_arn: str,
+        function: Any,
+        *,
+        region: str,
+        batch_size: int = 10,
+        raise_errors: bool = False,
+    ) -> None:
         import boto3
 
         self._sqs = boto3.client("sqs", region_name=region)
         self._queue_url, self._queue_arn = queue_url, queue_arn
         self._function = function
         self._batch_size = batch_size
+        self._raise_errors = raise_errors
 
     def poll(self) -> Delivery:
         from devtools.faults import InjectedCrash
@@ -122,6 +133,10 @@ class SqsPoller:
         try:
             response = self._function.lambda_handler(sqs_event(messages, self._queue_arn), LambdaContext())
         except InjectedCrash:
+            return Delivery(received=len(messages), crashed=True)
+        except Exception:
+            if self._raise_errors:
+                raise
             return Delivery(received=len(messages), crashed=True)
         failures = {f["itemIdentifier"] for f in response["batchItemFailures"]}
         done = [m for m in messages if m["MessageId"] not in failures]
@@ -184,7 +199,7 @@ def drain_queue(queue_url: str, queue_arn: str, worker: ModuleType, *, region: s
     Messages the worker reports as failed stay on the queue (invisible until their visibility timeout),
     so draining stops at the first batch with failures and reports them.
     """
-    poller = SqsPoller(queue_url, queue_arn, worker, region=region, batch_size=batch_size)
+    poller = SqsPoller(queue_url, queue_arn, worker, region=region, batch_size=batch_size, raise_errors=True)
     handled = failed = 0
     while (delivery := poller.poll()).received:
         handled += delivery.handled

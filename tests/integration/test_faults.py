@@ -222,6 +222,35 @@ def test_a_write_back_that_took_effect_but_lost_its_answer_is_not_repeated(stack
     assert max(write_backs.values()) == 1
 
 
+def sets_status(status: str):
+    return lambda params: {"S": status} in (params.get("ExpressionAttributeValues") or {}).values()
+
+
+@pytest.mark.parametrize("write", ["claim", "write-back", "failure"])
+def test_a_write_that_landed_but_whose_resent_request_met_its_condition_counts_as_done(
+    stack, handler, queued, clock, write
+):
+    """The SDK re-sends a request whose answer was lost; the re-sent conditional write then fails its
+    condition against the state the first one made. The worker must see that the write was its own:
+    not skip a job it claimed, not delete the image it just wrote back, not leave the image of a job
+    it failed."""
+    where = {"claim": sets_status("generating"), "write-back": WRITE_BACK, "failure": sets_status("failed")}[write]
+    faults = [Fault("dynamodb", "UpdateItem", when="after", error="ConditionalCheckFailedException", where=where)]
+    if write == "failure":
+        faults.append(Fault("s3", "PutObject", when="after"))  # stored, then failing on every delivery
+    write_backs: Counter = Counter()
+    injector = FaultInjector(faults, observers=[count_write_backs(write_backs)])
+
+    run(stack, handler("worker"), clock, injector)
+
+    assert injector.strikes(faults[0]) >= len(queued)
+    result = judged(stack, queued, write_backs)
+    if write == "failure":
+        assert result.failed == {"storage_error": len(queued)}
+    else:
+        assert result.ready == len(queued)
+
+
 def test_a_write_back_whose_condition_fails_after_a_takeover_keeps_only_the_new_jobs_image(
     stack, handler, queued, clock
 ):

@@ -135,12 +135,16 @@ class Queuer:
                     logger.exception("could not mark record queued", extra={"sk": record.sk})
                     outcomes[index] = ItemOutcome(record.kind.label, record.id, FAILED, "storage_error")
                     continue
+                current = None
+                if not claimed:  # lost a race, or the SDK re-sent our own mark after its answer was lost
+                    current = self._records.get(record.pk, record.sk)
+                    claimed = current is not None and current.image_job_id == job.job_id
                 if claimed:
                     if stuck:
                         self._abandon(record, *stuck)
                     marked.append((index, record, job))
                     continue
-                reason = self._reason_after_lost_race(record)
+                reason = (skip_reason(current) if current else None) or "already_queued"
             outcomes[index] = ItemOutcome(record.kind.label, record.id, SKIPPED, reason)
 
         rejected = self._queue.send([job for _, _, job in marked]) if marked else set()
@@ -166,8 +170,3 @@ class Queuer:
         except Exception:
             # Left queued without a message; the sweep's stuck-job pass will pick it up.
             logger.exception("could not release record after failed send", extra={"sk": record.sk})
-
-    def _reason_after_lost_race(self, record: TravelRecord) -> str:
-        """The conditional write lost to a concurrent writer: read what it did, for an honest reason."""
-        current = self._records.get(record.pk, record.sk)
-        return (skip_reason(current) if current else None) or "already_queued"

@@ -111,7 +111,7 @@ class ImageWorker:
         redriven = status == ImageStatus.FAILED and record.image_error in RETRIES_EXHAUSTED_REASONS
         if status != ImageStatus.QUEUED and not redriven:
             return False  # ready, or failed for good: a duplicate delivery of a job that has ended
-        if not self._records.mark_generating(record, job.job_id):
+        if not self._records.mark_generating(record, job.job_id) and not self._landed(job, ImageStatus.GENERATING):
             return False
         if redriven:
             self._batches.restarted(job.batch_id)
@@ -142,7 +142,8 @@ class ImageWorker:
             url = self._store.put(key, image.data, image.content_type)
         except Exception as error:
             raise TransientGenerationError("storage_error", f"{type(error).__name__}: {error}") from error
-        if not self._records.mark_ready(record, job.job_id, image_url=url, image_key=key):
+        written = self._records.mark_ready(record, job.job_id, image_url=url, image_key=key)
+        if not written and not self._landed(job, ImageStatus.READY, image_key=key):
             # An image arrived meanwhile (another writer) or the record was re-queued: keep theirs.
             self._store.delete(key)
             self._batches.finished(job.batch_id, succeeded=True, was_generating=True)
@@ -154,7 +155,9 @@ class ImageWorker:
 
     def _fail(self, job: ImageJob, record: TravelRecord, reason: str, detail: str) -> JobResult:
         logger.warning("job failed", extra={"reason": reason, "detail": detail})
-        if self._records.mark_failed(record, job.job_id, reason=reason, detail=detail):
+        if self._records.mark_failed(record, job.job_id, reason=reason, detail=detail) or self._landed(
+            job, ImageStatus.FAILED, image_error=reason
+        ):
             self._store.delete(image_key(job))  # stored before a later step failed: nothing points at it
             self._batches.finished(job.batch_id, succeeded=False, was_generating=True)
         with single_metric(
@@ -162,6 +165,18 @@ class ImageWorker:
         ) as failure:
             failure.add_dimension(name="reason", value=reason)
         return JobResult(job.job_id, "failed", reason)
+
+    def _landed(self, job: ImageJob, status: ImageStatus, **expected: str) -> bool:
+        """A conditional write of this job failed its condition: did an earlier attempt of that same write
+        land? The SDK re-sends a request whose answer was lost, and the re-sent one then meets the state
+        the first one made. Only this job writes its id with these values, so finding them proves it."""
+        current = self._records.get(job.pk, job.sk)
+        return (
+            current is not None
+            and current.image_job_id == job.job_id
+            and current.image_status == status
+            and all(getattr(current, name) == value for name, value in expected.items())
+        )
 
     def _discard_unless_referenced(self, job: ImageJob, record: TravelRecord) -> None:
         """A delivery that will not write back removes what an earlier delivery of its job stored,
