@@ -27,6 +27,7 @@ class Audit:
     ready: int = 0
     failed: Counter[str] = field(default_factory=Counter)  # reason -> records
     lost: list[Key] = field(default_factory=list)  # neither ready nor failed with a reason
+    lost_by_status: Counter[str] = field(default_factory=Counter)  # where the lost ones stand (none: untouched)
     duplicated: list[Key] = field(default_factory=list)  # written back twice, or more than one image stored
     dangling: list[Key] = field(default_factory=list)  # points at an image that is not in the bucket
     orphans: list[str] = field(default_factory=list)  # stored images no record points at
@@ -103,4 +104,5 @@ def audit(stack: LocalStack, missing_before: Iterable[Key], write_backs: Counter
             result.failed[item["imageError"]] += 1
         else:
             result.lost.append(key)
+            result.lost_by_status[str(status or "none")] += 1
     return result

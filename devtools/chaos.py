@@ -46,12 +46,12 @@ from devtools.streams import LocalStream
 from devtools.template_resources import LocalStack
 
 # How a fault strikes, as shares of --fault-rate.
-FAULT_MIX = {"before": 0.6, "after": 0.2, CRASH: 0.2}
+FAULT_MIX = {"before": 0.7, "after": 0.25, CRASH: 0.05}
 SERVICES = ("dynamodb", "sqs", "s3", "bedrock-runtime")
 CONTENT_FILTER_PERCENT = 1
 API_ATTEMPTS = 3  # a client retries a 5xx answer (or a dropped connection) this many times in all
 SWEEP_INTERVAL_SECONDS = 2 * 3600  # past StuckJobMinutes (60 by default): stuck jobs are taken over
-MAX_ROUNDS = 12
+MAX_ROUNDS = 30
 USERS_PER_WAVE = 2
 QUIET = {"POWERTOOLS_LOG_LEVEL": "CRITICAL", "POWERTOOLS_METRICS_DISABLED": "true"}
 
@@ -252,12 +252,18 @@ def render(report: Report) -> str:
         f"records missing before  {result.missing_before:>7,}",
         f"generated               {result.ready:>7,}",
         f"failed                  {sum(result.failed.values()):>7,}  ({failed})",
-        f"lost                    {len(result.lost):>7,}",
+        f"lost                    {len(result.lost):>7,}{_by_status(result)}",
         f"duplicated              {len(result.duplicated):>7,}",
         f"dangling image URLs     {len(result.dangling):>7,}",
         f"orphaned images         {len(result.orphans):>7,}",
     ]
     return "\n".join(lines)
+
+
+def _by_status(result: Audit) -> str:
+    if not result.lost:
+        return ""
+    return "  (" + ", ".join(f"{status} {count:,}" for status, count in sorted(result.lost_by_status.items())) + ")"
 
 
 def parse(argv: Sequence[str] | None = None) -> tuple[Options, bool]:
