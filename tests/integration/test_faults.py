@@ -10,6 +10,7 @@ image, or failed with a reason; no URL points at nothing; no stored image is unr
 from __future__ import annotations
 
 import io
+import json
 import threading
 from collections import Counter
 
@@ -20,8 +21,11 @@ from PIL import Image
 from devtools.audit import Audit, audit, count_write_backs, missing_keys
 from devtools.faults import CRASH, TIMEOUT, Fault, FaultInjector, bedrock_stand_in, updates_attribute
 from devtools.lambda_runtime import LambdaContext, SimulatedClock, SqsPoller, http_event, load_event, sqs_event
-from devtools.seed import ALICE, BOB
+from devtools.seed import ALICE, BOB, put_items, trip
+from image_recovery.index_state import IndexState
+from image_recovery.indexing import index_existing_records
 from image_recovery.providers.local import LocalImageProvider
+from image_recovery.sweep import SweepIncomplete
 from tests.helpers import REGION, call_api, table_item
 
 pytestmark = pytest.mark.integration
@@ -326,3 +330,46 @@ def test_a_duplicate_arriving_after_the_idempotency_window_changes_nothing(stack
     after = judged(stack, queued)
     assert after.summary() == before.summary()
     assert after.ready == len(queued)
+
+
+@pytest.mark.parametrize("complete_index", [False, True], ids=["full-table scan", "index scan"])
+def test_a_sweep_segment_that_fails_holds_back_only_its_own_records_until_the_retry(
+    stack, handler, deliver_stream, complete_index
+):
+    """The other segments' records are queued, the run ends in a function error (Lambda retries a
+    scheduled run, and the schedule comes again), and the retry queues the rest: every record once."""
+    trips = [trip(f"user-{n:03}", f"t{n:03}", f"Trip {n}", "2026-01-01T00:00:00.000Z", "") for n in range(40)]
+    put_items(stack.physical("TravelTable"), trips, region=REGION)
+    deliver_stream()
+    if complete_index:
+        index_existing_records(stack.physical("TravelTable"))
+    assert IndexState().is_complete() is complete_index
+    sweep = handler("sweep", SWEEP_SEGMENTS="4")
+    fault = Fault("dynamodb", "Scan", error="ProvisionedThroughputExceededException", where=lambda p: p["Segment"] == 1)
+    injector = FaultInjector([fault])
+
+    with injector.active(), pytest.raises(SweepIncomplete, match=r"segments \[1\] of 4"):
+        sweep.lambda_handler(load_event("sweep-scheduled.json"), LambdaContext())
+    held_back = [t["SK"] for t in trips if table_item(stack, t["PK"], t["SK"]).get("imageStatus") != "queued"]
+    first = receive_jobs(stack)
+    retry = sweep.lambda_handler(load_event("sweep-scheduled.json"), LambdaContext())
+    second = receive_jobs(stack)
+
+    assert injector.strikes(fault) == 1
+    assert 0 < len(held_back) < len(trips)  # segment 1 held some records, the others the rest
+    assert sorted(job["sk"] for job in second) == sorted(held_back) and retry["queued"] == len(held_back)
+    per_record = Counter(job["sk"] for job in first + second)
+    assert set(per_record) == {t["SK"] for t in trips} and max(per_record.values()) == 1
+
+
+def receive_jobs(stack) -> list[dict]:
+    """Take every message off the job queue (counted here, not worked on)."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = stack.physical("JobQueue")
+    jobs = []
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        jobs.extend(json.loads(m["Body"]) for m in batch)
+        sqs.delete_message_batch(
+            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
+        )
+    return jobs

@@ -24,6 +24,14 @@ from image_recovery.styles import StyleCatalog
 SWEEP_OWNER = "system:sweep"
 
 
+class SweepIncomplete(Exception):
+    """Some segments could not be scanned: what the others found was queued, the rest waits for a retry.
+
+    Raised after queueing, so the run counts as a function error (Lambda retries a scheduled run twice,
+    and the next schedule comes anyway); queueing again is harmless, each record is queued once.
+    """
+
+
 @dataclass(frozen=True)
 class SweepReport:
     batch_id: str
@@ -65,7 +73,7 @@ class Sweeper:
     def run(self, time_is_up: Callable[[], bool] = lambda: False) -> SweepReport:
         """`time_is_up` says when to stop scanning and queue what was found (the Lambda's time is running out)."""
         stale_before = iso_utc(datetime.now(UTC) - self._stuck_after)
-        candidates, capped = self._find(stale_before, time_is_up)
+        candidates, capped, failed_segments = self._find(stale_before, time_is_up)
         style = self._styles.default()
         batch_id = f"sweep-{uuid.uuid4()}"
         self._batches.create(batch_id, owner=SWEEP_OWNER, style_id=style.id)
@@ -78,9 +86,12 @@ class Sweeper:
         metrics.add_metric(name="SweepMissingFound", unit=MetricUnit.Count, value=report.found)
         metrics.add_metric(name="JobsQueued", unit=MetricUnit.Count, value=report.queued)
         logger.info("sweep finished", extra=report.as_dict())
+        if failed_segments:
+            metrics.add_metric(name="SweepSegmentsFailed", unit=MetricUnit.Count, value=len(failed_segments))
+            raise SweepIncomplete(f"segments {failed_segments} of {self._segments} could not be scanned; {report}")
         return report
 
-    def _find(self, stale_before: str, time_is_up: Callable[[], bool]) -> tuple[list[TravelRecord], bool]:
+    def _find(self, stale_before: str, time_is_up: Callable[[], bool]) -> tuple[list[TravelRecord], bool, list[int]]:
         """Scan all segments in parallel, up to the per-run cap.
 
         With a complete sparse index, only the index (missing records only) is scanned and each segment
@@ -88,6 +99,8 @@ class Sweeper:
         has its index attributes repaired on the way, the cap limits only what is queued, and a scan
         that reached the end completes the index if the stream was live when it began. A scan cut short
         by the clock still queues what it found; the repair scan (resumable) covers tables that large.
+        A segment that fails (an AWS fault the SDK's retries did not absorb) is returned by number; the
+        others' candidates are still queued.
         """
         found: list[TravelRecord] = []
         lock = threading.Lock()
@@ -120,12 +133,22 @@ class Sweeper:
                     cut_short.set()
                     return
 
+        failed: list[int] = []
+
+        def scan(segment: int) -> None:
+            try:
+                (scan_index if complete else scan_table)(segment)
+            except Exception:
+                logger.exception("sweep segment failed", extra={"segment": segment})
+                with lock:
+                    failed.append(segment)
+
         complete = self._index.is_complete()
         started = utc_now()
         with ThreadPoolExecutor(max_workers=self._segments) as pool:
-            list(pool.map(scan_index if complete else scan_table, range(self._segments)))
-        if cut_short.is_set():
-            logger.warning("full sweep stopped before the end of the table: time ran out")
+            list(pool.map(scan, range(self._segments)))
+        if cut_short.is_set() or failed:
+            logger.warning("full sweep did not reach the end of every segment", extra={"failed_segments": failed})
         elif not complete and self._index.mark_complete(started):
             logger.info("full sweep finished after the stream went live: the sparse index is complete")
-        return found, full.is_set()
+        return found, full.is_set(), sorted(failed)
