@@ -47,3 +47,16 @@ def queued_jobs(stack: LocalStack) -> list[dict]:
         for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)["Messages"]:
             seen[message["MessageId"]] = json.loads(message["Body"])
     return list(seen.values())
+
+
+def take_messages(stack: LocalStack, logical_id: str = "JobQueue") -> list[dict]:
+    """Take every message off a queue and return their bodies (counted by the test, not worked on)."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = stack.physical(logical_id)
+    bodies = []
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        bodies.extend(json.loads(m["Body"]) for m in batch)
+        sqs.delete_message_batch(
+            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
+        )
+    return bodies

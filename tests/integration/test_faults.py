@@ -10,7 +10,6 @@ image, or failed with a reason; no URL points at nothing; no stored image is unr
 from __future__ import annotations
 
 import io
-import json
 import threading
 from collections import Counter
 
@@ -26,7 +25,7 @@ from image_recovery.index_state import IndexState
 from image_recovery.indexing import index_existing_records
 from image_recovery.providers.local import LocalImageProvider
 from image_recovery.sweep import SweepIncomplete
-from tests.helpers import REGION, call_api, table_item
+from tests.helpers import REGION, call_api, table_item, take_messages
 
 pytestmark = pytest.mark.integration
 
@@ -351,25 +350,12 @@ def test_a_sweep_segment_that_fails_holds_back_only_its_own_records_until_the_re
     with injector.active(), pytest.raises(SweepIncomplete, match=r"segments \[1\] of 4"):
         sweep.lambda_handler(load_event("sweep-scheduled.json"), LambdaContext())
     held_back = [t["SK"] for t in trips if table_item(stack, t["PK"], t["SK"]).get("imageStatus") != "queued"]
-    first = receive_jobs(stack)
+    first = take_messages(stack)
     retry = sweep.lambda_handler(load_event("sweep-scheduled.json"), LambdaContext())
-    second = receive_jobs(stack)
+    second = take_messages(stack)
 
     assert injector.strikes(fault) == 1
     assert 0 < len(held_back) < len(trips)  # segment 1 held some records, the others the rest
     assert sorted(job["sk"] for job in second) == sorted(held_back) and retry["queued"] == len(held_back)
     per_record = Counter(job["sk"] for job in first + second)
     assert set(per_record) == {t["SK"] for t in trips} and max(per_record.values()) == 1
-
-
-def receive_jobs(stack) -> list[dict]:
-    """Take every message off the job queue (counted here, not worked on)."""
-    sqs = boto3.client("sqs", region_name=REGION)
-    url = stack.physical("JobQueue")
-    jobs = []
-    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
-        jobs.extend(json.loads(m["Body"]) for m in batch)
-        sqs.delete_message_batch(
-            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
-        )
-    return jobs

@@ -8,19 +8,17 @@ on the job queue, and the record's job id is that message's.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import Counter
 from collections.abc import Callable
 
-import boto3
 import pytest
 
 from devtools.embedded_aws import REGION, embedded_aws, use_function_environment
 from devtools.lambda_runtime import LambdaContext, SqsPoller, http_event, load_event, load_handler
 from devtools.seed import put_items, trip
 from devtools.streams import LocalStream
-from tests.helpers import table_item
+from tests.helpers import table_item, take_messages
 
 pytestmark = pytest.mark.integration
 
@@ -39,18 +37,6 @@ def load(stack, function: str):
     """A fresh container of one function, its environment from template.yaml."""
     use_function_environment(stack, function, **QUIET)
     return load_handler(function)
-
-
-def receive_all(stack, logical_id: str) -> list[dict]:
-    sqs = boto3.client("sqs", region_name=REGION)
-    url = stack.physical(logical_id)
-    bodies = []
-    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
-        bodies.extend(json.loads(m["Body"]) for m in batch)
-        sqs.delete_message_batch(
-            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
-        )
-    return bodies
 
 
 def at_once(calls: dict[str, Callable[[], object]]) -> dict[str, object]:
@@ -84,7 +70,7 @@ def test_two_bulk_requests_a_single_request_and_a_sweep_queue_each_record_once(s
     ]
     put_items(stack.physical("TravelTable"), trips, region=REGION)
     LocalStream(stack).deliver(load(stack, "indexer"))
-    receive_all(stack, "JobQueue")  # earlier rounds' leftovers, if any, are not this round's business
+    take_messages(stack)  # earlier rounds' leftovers, if any, are not this round's business
     apis = [load(stack, "api") for _ in range(3)]
     sweep = load(stack, "sweep")
     single = {"tripIds": [t["id"] for t in trips[::7]]}  # spread over the bulk requests' pages
@@ -108,7 +94,7 @@ def test_two_bulk_requests_a_single_request_and_a_sweep_queue_each_record_once(s
     assert {name: answers[name]["statusCode"] for name in ("bulk-1", "bulk-2", "single")} == dict.fromkeys(
         ("bulk-1", "bulk-2", "single"), 202
     )
-    jobs = [job for job in receive_all(stack, "JobQueue") if job["pk"] == f"USER#{user}"]
+    jobs = [job for job in take_messages(stack) if job["pk"] == f"USER#{user}"]
     per_record = Counter(job["sk"] for job in jobs)
     assert set(per_record) == {t["SK"] for t in trips}
     assert max(per_record.values()) == 1
