@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from devtools.embedded_aws import REGION, embedded_aws, use_function_environment
-from devtools.lambda_runtime import LambdaContext, SqsPoller, http_event, load_event, load_handler
+from devtools.lambda_runtime import LambdaContext, drain_queue, http_event, load_event, load_handler
 from devtools.seed import put_items, trip
 from devtools.streams import LocalStream
 from tests.helpers import table_item, take_messages
@@ -85,12 +85,17 @@ def test_two_bulk_requests_a_single_request_and_a_sweep_queue_each_record_once(s
             "sweep": lambda: sweep.lambda_handler(load_event("sweep-scheduled.json"), LambdaContext()),
         }
     )
-    task_workers = [
-        SqsPoller(stack.physical("TaskQueue"), stack.arns["TaskQueue"], load(stack, "tasks"), region=REGION)
-        for _ in range(2)
-    ]
-    at_once({f"tasks-{n}": lambda p=poller: drain_tasks(p) for n, poller in enumerate(task_workers)})
+    task_workers = [load(stack, "tasks") for _ in range(2)]
+    drained = at_once(
+        {
+            f"tasks-{n}": lambda tasks=tasks: drain_queue(
+                stack.physical("TaskQueue"), stack.arns["TaskQueue"], tasks, region=REGION, batch_size=10
+            )
+            for n, tasks in enumerate(task_workers)
+        }
+    )
 
+    assert [result["failed"] for result in drained.values()] == [0, 0]
     assert {name: answers[name]["statusCode"] for name in ("bulk-1", "bulk-2", "single")} == dict.fromkeys(
         ("bulk-1", "bulk-2", "single"), 202
     )
@@ -100,11 +105,3 @@ def test_two_bulk_requests_a_single_request_and_a_sweep_queue_each_record_once(s
     assert max(per_record.values()) == 1
     for job in jobs:
         assert table_item(stack, job["pk"], job["sk"])["imageJobId"] == job["jobId"]
-
-
-def drain_tasks(poller: SqsPoller) -> int:
-    handled = 0
-    while (delivery := poller.poll()).received:
-        assert delivery.failed == 0
-        handled += delivery.handled
-    return handled

@@ -13,7 +13,7 @@ from devtools.lambda_runtime import LambdaContext, http_event, load_event, sqs_e
 from devtools.seed import ALICE, BOB, put_items, reservation, segment, trip
 from devtools.streams import LocalStream
 from image_recovery.indexing import index_existing_records
-from tests.helpers import REGION, call_api, queued_jobs, table_item
+from tests.helpers import REGION, call_api, queued_jobs, table_item, take_messages
 
 pytestmark = pytest.mark.integration
 
@@ -25,18 +25,6 @@ def many_trips(user: str, count: int, *, image: object = HAS_IMAGE, prefix: str 
         trip(user, f"{prefix}{n:05}", f"Trip {n}", f"2025-{1 + n % 12:02}-01T00:00:{n % 60:02}.000Z", image)
         for n in range(count)
     ]
-
-
-def sqs_receive_all(stack, logical_id: str) -> list[dict]:
-    sqs = boto3.client("sqs", region_name=REGION)
-    got = []
-    while batch := sqs.receive_message(QueueUrl=stack.physical(logical_id), MaxNumberOfMessages=10).get("Messages"):
-        got.extend(batch)
-        sqs.delete_message_batch(
-            QueueUrl=stack.physical(logical_id),
-            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
-        )
-    return got
 
 
 @pytest.fixture
@@ -268,6 +256,5 @@ def test_queue_all_for_a_large_user_answers_at_once_and_fans_out_exactly_once(st
         api, http_event("api-batch-progress.json", sub=ALICE, path_parameters={"batchId": body["batchId"]})
     )
     assert (progress["total"], progress["queued"], progress["complete"]) == (250, 250, True)
-    jobs = sqs_receive_all(stack, "JobQueue")
-    record_ids = [json.loads(m["Body"])["recordId"] for m in jobs]
+    record_ids = [job["recordId"] for job in take_messages(stack)]
     assert len(record_ids) == len(set(record_ids)) == 250
