@@ -41,8 +41,8 @@ class ImageStore:
         """Remove one object; removing one that is not there is no error (and S3 DELETEs are free)."""
         self._client().delete_object(Bucket=self._bucket, Key=key)
 
-    def delete_stored_before(self, prefix: str, moment: datetime, *, keep: str | None = None) -> list[str]:
-        """Remove the objects under `prefix` last written before `moment` (except `keep`); returns their keys."""
+    def delete_stored_before(self, prefix: str, moment: datetime, *, keep: str | None = None) -> None:
+        """Remove the objects under `prefix` last written before `moment` (except `keep`)."""
         client = self._client()
         stale = [
             item["Key"]
@@ -57,4 +57,3 @@ class ImageStore:
             )
             if response.get("Errors"):
                 raise RuntimeError(f"could not delete {len(response['Errors'])} stale images under {prefix}")
-        return stale

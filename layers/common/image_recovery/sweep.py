@@ -133,17 +133,18 @@ class Sweeper:
                     cut_short.set()
                     return
 
+        complete = self._index.is_complete()
+        scan_one = scan_index if complete else scan_table
         failed: list[int] = []
 
         def scan(segment: int) -> None:
             try:
-                (scan_index if complete else scan_table)(segment)
+                scan_one(segment)
             except Exception:
                 logger.exception("sweep segment failed", extra={"segment": segment})
                 with lock:
                     failed.append(segment)
 
-        complete = self._index.is_complete()
         started = utc_now()
         with ThreadPoolExecutor(max_workers=self._segments) as pool:
             list(pool.map(scan, range(self._segments)))
