@@ -27,6 +27,7 @@ import contextlib
 import io
 import json
 import os
+import sys
 import time
 import zlib
 from collections import Counter
@@ -36,7 +37,7 @@ from types import ModuleType
 
 import boto3
 
-from bench.data import make_dataset, seed
+from bench.data import Dataset, make_dataset, seed
 from devtools.audit import Audit, audit, count_write_backs
 from devtools.embedded_aws import REGION, embedded_aws, use_function_environment
 from devtools.faults import CRASH, Fault, FaultInjector, InjectedCrash, bedrock_stand_in
@@ -63,6 +64,10 @@ class Options:
     missing_ratio: float = 0.5
     fault_rate: float = 0.05
     seed: int = 7
+
+    def dataset(self) -> Dataset:
+        """The travel table to seed; ValueError for sizes that make none."""
+        return make_dataset(self.records, self.users, self.missing_ratio, seed=self.seed)
 
 
 @dataclass
@@ -193,9 +198,8 @@ def _tiny_png() -> bytes:
     return buffer.getvalue()
 
 
-def run(options: Options) -> Report:
+def run(options: Options, dataset: Dataset) -> Report:
     started = time.perf_counter()
-    dataset = make_dataset(options.records, options.users, options.missing_ratio, seed=options.seed)
     with embedded_aws() as stack, SimulatedClock() as clock:
         seed(stack, dataset)
         use_function_environment(stack, "indexer", **QUIET)
@@ -283,7 +287,12 @@ def parse(argv: Sequence[str] | None = None) -> tuple[Options, bool]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     options, as_json = parse(argv)
-    report = run(options)
+    try:
+        dataset = options.dataset()
+    except ValueError as error:  # sizes the table cannot have: said before any AWS starts
+        print(f"chaos: {error}", file=sys.stderr)
+        return 2
+    report = run(options, dataset)
     print(json.dumps(report.as_dict(), indent=2) if as_json else render(report))
     return 0 if report.audit.sound else 1
 

@@ -15,7 +15,8 @@ EXPECTED_REASONS = RETRIES_EXHAUSTED_REASONS | {"content_filtered", "enqueue_fai
 
 
 def test_a_small_chaos_run_loses_nothing_and_duplicates_nothing():
-    report = chaos.run(chaos.Options(records=240, users=3, missing_ratio=0.5, fault_rate=0.1, seed=11))
+    options = chaos.Options(records=240, users=3, missing_ratio=0.5, fault_rate=0.1, seed=11)
+    report = chaos.run(options, options.dataset())
 
     result = report.audit
     assert result.missing_before == 120
@@ -25,3 +26,22 @@ def test_a_small_chaos_run_loses_nothing_and_duplicates_nothing():
     # the faults really struck, in every form, and the run needed the sweep or a redrive to finish
     assert min(report.faults["before"], report.faults["after"], report.faults["crash"]) > 0
     assert report.sweeps + report.redriven > 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--records", "0"], "need 1 ≤ users ≤ records"),
+        (["--missing-ratio", "3"], "--missing-ratio must be within [0, 1]"),
+    ],
+)
+def test_sizes_that_make_no_table_are_refused_before_anything_runs(argv, message, capsys):
+    assert chaos.main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_fault_rate_out_of_range_is_refused(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        chaos.main(["--fault-rate", "1"])
+    assert exit_.value.code == 2
+    assert "--fault-rate must be within [0, 1)" in capsys.readouterr().err
