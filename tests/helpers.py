@@ -60,3 +60,18 @@ def take_messages(stack: LocalStack, logical_id: str = "JobQueue") -> list[dict]
             QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
         )
     return bodies
+
+
+def metrics_emitted(captured: str) -> list[dict]:
+    """The CloudWatch EMF documents Powertools printed to stdout (one JSON line each)."""
+    return [json.loads(line) for line in captured.splitlines() if line.startswith('{"_aws"')]
+
+
+def metric_total(emitted: list[dict], name: str, **dimensions: str) -> float:
+    """The sum of one metric over EMF documents, only those whose dimensions include `dimensions`."""
+    return sum(
+        value
+        for document in emitted
+        if all(document.get(key) == wanted for key, wanted in dimensions.items())
+        for value in (document.get(name) if isinstance(document.get(name), list) else [document.get(name, 0)])
+    )

@@ -13,7 +13,7 @@ from devtools.seed import ALICE
 from image_recovery import aws
 from image_recovery.errors import TransientGenerationError
 from image_recovery.providers.local import LocalImageProvider
-from tests.helpers import REGION, call_api, queued_jobs, table_item
+from tests.helpers import REGION, call_api, metrics_emitted, queued_jobs, table_item
 
 pytestmark = pytest.mark.integration
 
@@ -81,10 +81,6 @@ def requested_delays(client) -> list[int]:
         lambda params, **_: delays.append(params["VisibilityTimeout"]),
     )
     return delays
-
-
-def metrics_emitted(captured: str) -> list[dict]:
-    return [json.loads(line) for line in captured.splitlines() if line.startswith('{"_aws"')]
 
 
 def test_a_throttled_job_is_retried_with_growing_delays_and_later_succeeds(

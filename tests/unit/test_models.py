@@ -38,7 +38,7 @@ def raw_item(table: str, sk: str = "TRIP#t1") -> dict:
 
 
 def load(repo: RecordRepository, trip_id: str = "t1") -> Trip:
-    record = repo.get(f"USER#{USER}", f"TRIP#{trip_id}")
+    record = repo.get(f"USER#{USER}", f"TRIP#{trip_id}", where="test")
     assert isinstance(record, Trip)
     return record
 
@@ -56,7 +56,7 @@ def test_missing_image_forms_written_by_another_writer(
     put_trip(table, image_url=image_url)
 
     # When it is read back through the repository
-    (record,) = repo.user_records(USER)
+    (record,) = repo.user_records(USER, where="test")
 
     # Then only a non-empty URL counts as an image
     assert record.image_missing is missing
@@ -101,16 +101,16 @@ def test_user_records_ignore_other_entity_types(table: str, repo: RecordReposito
     put_trip(table)
     put_profile(table)
 
-    assert [r.sk for r in repo.user_records(USER)] == ["TRIP#t1"]
+    assert [r.sk for r in repo.user_records(USER, where="test")] == ["TRIP#t1"]
 
 
 def test_get_returns_none_for_an_unknown_key(repo: RecordRepository) -> None:
-    assert repo.get(f"USER#{USER}", "TRIP#nope") is None
+    assert repo.get(f"USER#{USER}", "TRIP#nope", where="test") is None
 
 
 def test_get_returns_none_for_another_entity_type(table: str, repo: RecordRepository) -> None:
     put_profile(table)
-    assert repo.get(f"USER#{USER}", "PROFILE") is None
+    assert repo.get(f"USER#{USER}", "PROFILE", where="test") is None
 
 
 # ------------------------------------------------------------------ conditional writes
@@ -189,3 +189,54 @@ def test_mark_ready_by_the_owning_job_writes_the_image(table: str, repo: RecordR
     item = raw_item(table)
     assert (item["imageUrl"]["S"], item["imageKey"]["S"], item["imageStatus"]["S"]) == (URL, "k.png", "ready")
     assert load(repo).effective_status is ImageStatus.READY
+
+
+# ------------------------------------------------------------------ the service never creates an item (DESIGN §2)
+def delete_trip(table: str) -> None:
+    boto3.client("dynamodb", region_name=REGION).delete_item(
+        TableName=table, Key={"PK": {"S": f"USER#{USER}"}, "SK": {"S": "TRIP#t1"}}
+    )
+
+
+WRITES = {
+    "mark_queued": lambda repo, record: mark_queued(repo, record, "job-1"),
+    "mark_generating": lambda repo, record: repo.mark_generating(record, "job-1"),
+    "note_attempt": lambda repo, record: repo.note_attempt(record, "job-1"),
+    "note_retry": lambda repo, record: repo.note_retry(record, "job-1", reason="throttled"),
+    "mark_ready": lambda repo, record: repo.mark_ready(record, "job-1", image_url=URL, image_key="k.png"),
+    "mark_failed": lambda repo, record: repo.mark_failed(record, "job-1", reason="throttled"),
+    "settle_in_flight": lambda repo, record: repo.settle_in_flight(record, "job-1"),
+}
+
+
+@pytest.mark.parametrize("write", list(WRITES), ids=list(WRITES))
+@pytest.mark.parametrize("status", [None, "queued", "generating"])
+def test_no_write_brings_back_a_record_the_host_deleted(table: str, repo: RecordRepository, write, status) -> None:
+    # Given a record read in whatever state a write would accept, which the host app then deletes
+    put_trip(table, **({"imageStatus": status, "imageJobId": "job-1"} if status else {}))
+    record = load(repo)
+    delete_trip(table)
+
+    # When the service writes to it, Then the write is refused and the table stays without the item
+    assert WRITES[write](repo, record) is False
+    assert boto3.client("dynamodb", region_name=REGION).scan(TableName=table, ConsistentRead=True)["Items"] == []
+
+
+def test_mark_queued_refuses_a_copy_read_before_another_state_change(table: str, repo: RecordRepository) -> None:
+    # Given a record read as never tried, which then failed for good (a refused prompt) before it was queued
+    put_trip(table)
+    record = load(repo)
+    mark_queued(repo, load(repo), "job-1")
+    repo.mark_failed(load(repo), "job-1", reason="content_filtered")
+
+    # When a sweep that read it earlier queues it, Then the decision made on the old copy does not hold
+    assert mark_queued(repo, record, "job-2") is False
+    assert raw_item(table)["imageError"]["S"] == "content_filtered"
+
+
+def test_mark_failed_counts_the_records_failures(table: str, repo: RecordRepository) -> None:
+    put_trip(table)
+    for n, job in enumerate(("job-1", "job-2"), start=1):
+        mark_queued(repo, load(repo), job)
+        assert repo.mark_failed(load(repo), job, reason="throttled") is True
+        assert raw_item(table)["imageFailures"]["N"] == str(n)

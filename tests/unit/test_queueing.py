@@ -20,7 +20,7 @@ BATCH, STYLE = "batch-1", "travel-poster"
 class FakeRecords:
     """RecordRepository stand-in: mark_queued answers from `claims` (default True); `current` is what get reads."""
 
-    claims: dict[str, bool] = field(default_factory=dict)
+    claims: dict[str, bool | list[bool]] = field(default_factory=dict)  # a list: one answer per attempt
     current: dict[str, TravelRecord] = field(default_factory=dict)
     failing: set[str] = field(default_factory=set)
     queued: list[tuple[str, str]] = field(default_factory=list)  # (record id, job id)
@@ -33,13 +33,15 @@ class FakeRecords:
         if record.id in self.failing:
             raise RuntimeError("DynamoDB unavailable")
         self.queued.append((record.id, job_id))
-        return self.claims.get(record.id, True)
+        answer = self.claims.get(record.id, True)
+        return answer.pop(0) if isinstance(answer, list) else answer
 
     def mark_failed(self, record: TravelRecord, job_id: str, *, reason: str, detail: str = "") -> bool:
         self.failed.append((record.id, job_id, reason))
         return True
 
-    def get(self, pk: str, sk: str) -> TravelRecord | None:
+    def get(self, pk: str, sk: str, *, where: str) -> TravelRecord | None:
+        assert where == "queueing"
         return self.current.get(sk)
 
 
@@ -82,9 +84,9 @@ class Harness:
     batches: FakeBatches = field(default_factory=FakeBatches)
     sqs: FakeSqs = field(default_factory=FakeSqs)
 
-    def queue(self, candidates: list[TravelRecord]) -> list[ItemOutcome]:
+    def queue(self, candidates: list[TravelRecord], *, named: bool = True) -> list[ItemOutcome]:
         queuer = Queuer(self.records, self.batches, JobQueue(lambda: self.sqs, QUEUE_URL))  # type: ignore[arg-type]
-        return list(queuer.queue(candidates, batch_id=BATCH, style_id=STYLE))
+        return list(queuer.queue(candidates, batch_id=BATCH, style_id=STYLE, named=named))
 
 
 @pytest.fixture
@@ -190,11 +192,11 @@ def test_nothing_queueable_sends_nothing(harness: Harness) -> None:
         (make_trip("t01", image_status="generating"), "already_generating"),
         (make_trip("t01", image_url="https://images.example.com/x.png"), "has_image"),
         (make_trip("t01", image_status="queued"), "already_queued"),
-        (None, "already_queued"),  # deleted meanwhile: still an honest skip, never a crash
+        (None, "not_found"),  # deleted meanwhile: an honest not_found, never a crash, never a ghost
     ],
     ids=["generating", "has_image", "queued", "gone"],
 )
-def test_a_lost_race_is_skipped_with_the_reason_read_back(
+def test_a_lost_race_is_reported_with_the_reason_read_back(
     harness: Harness, current: TravelRecord | None, reason: str
 ) -> None:
     # Given a record another writer claims between our read and our conditional write
@@ -205,10 +207,37 @@ def test_a_lost_race_is_skipped_with_the_reason_read_back(
     # When three records are queued
     outcomes = harness.queue(trips(3))
 
-    # Then the lost one is skipped for what actually happened, and no message is sent for it
-    assert outcomes_by_id(outcomes)["t01"] == (SKIPPED, reason)
+    # Then the lost one is reported for what actually happened, and no message is sent for it
+    assert outcomes_by_id(outcomes)["t01"] == (FAILED if current is None else SKIPPED, reason)
     assert [j.record_id for j in harness.sqs.jobs()] == ["t00", "t02"]
     assert harness.batches.added == [(BATCH, 2)]
+
+
+def test_a_record_whose_state_moved_since_it_was_read_is_decided_again_on_a_fresh_copy(harness: Harness) -> None:
+    # Given a record whose first conditional write fails because its state moved (a job failed meanwhile)
+    harness.records.claims["t00"] = [False, True]
+    harness.records.current["TRIP#t00"] = make_trip("t00", image_status="failed", image_error="throttled")
+
+    # When it is queued, Then the fresh copy is queueable and the second write claims it
+    assert outcomes_by_id(harness.queue(trips(1))) == {"t00": (QUEUED, None)}
+    assert len(harness.records.queued) == 2
+
+
+@pytest.mark.parametrize(
+    ("error", "named", "outcome"),
+    [
+        ("content_filtered", False, (SKIPPED, "failed_permanently")),
+        ("content_filtered", True, (QUEUED, None)),
+        ("throttled", False, (QUEUED, None)),
+        ("enqueue_failed", False, (QUEUED, None)),
+    ],
+)
+def test_a_permanent_failure_is_queued_again_only_by_a_request_that_names_it(
+    harness: Harness, error: str, named: bool, outcome: tuple
+) -> None:
+    record = make_trip("t1", image_status="failed", image_error=error)
+
+    assert outcomes_by_id(harness.queue([record], named=named)) == {"t1": outcome}
 
 
 # ------------------------------------------------------------------ failures
@@ -283,6 +312,7 @@ def test_outcomes_come_back_in_input_order(harness: Harness) -> None:
     records = trips(14)
     records[0] = make_trip("t00", image_status="queued")
     harness.records.claims["t05"] = False
+    harness.records.current["TRIP#t05"] = make_trip("t05", image_status="queued")
     harness.sqs.refuse = {"t01"}
 
     outcomes = harness.queue(records)

@@ -1,4 +1,4 @@
-"""Small rules with big consequences: retry delays, index keys, task messages, the stream filter."""
+"""Small rules with big consequences: retry delays, index keys and their time order, task messages, the stream filter."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from devtools.streams import _matches
-from image_recovery.indexing import wanted_index
+from image_recovery.models import created_at_order, missing_index_values
 from image_recovery.tasks import QueueMissingTask, RepairSegmentTask, task_adapter
 from image_recovery.worker_runtime import retry_delay_seconds
 
@@ -16,15 +16,31 @@ def test_retry_delays_double_and_stop_at_fifteen_minutes(attempt: int, delay: in
     assert retry_delay_seconds(attempt) == delay
 
 
-@pytest.mark.parametrize("image", [{}, {"imageUrl": None}, {"imageUrl": ""}])
-def test_a_record_missing_its_image_is_indexed_under_its_owner_newest_first(image: dict) -> None:
-    item = {"PK": "USER#u", "SK": "TRIP#t", "createdAt": "2026-01-02T00:00:00.000Z", **image}
+def test_a_record_missing_its_image_is_indexed_under_its_owner_by_its_parsed_creation_time() -> None:
+    assert missing_index_values("USER#u", "TRIP#t", "2026-01-02T00:00:00.000Z") == (
+        "USER#u",
+        "2026-01-02T00:00:00.000000Z#TRIP#t",
+    )
 
-    assert wanted_index(item) == ("USER#u", "2026-01-02T00:00:00.000Z#TRIP#t")
+
+@pytest.mark.parametrize(
+    ("older", "newer"),
+    [
+        ("2026-01-02T00:00:00Z", "2026-01-02T00:00:00.500Z"),  # as strings, "…00Z" sorts above "…00.500Z"
+        ("2026-01-02T11:00:00+01:00", "2026-01-02T10:30:00Z"),  # 10:00 UTC: older, although "11" > "10"
+        ("2026-01-02T09:00:00+02:00", "2026-01-02T08:00:00Z"),
+        ("2026-01-02T00:00:00", "2026-01-02T00:00:00.001Z"),  # no offset: taken as UTC
+        ("2025-12-31", "2026-01-01T00:00:00Z"),  # a date alone is its midnight
+    ],
+)
+def test_newest_first_compares_points_in_time_not_strings(older: str, newer: str) -> None:
+    assert created_at_order(older) < created_at_order(newer)
 
 
-def test_a_record_with_an_image_is_not_indexed() -> None:
-    assert wanted_index({"PK": "USER#u", "SK": "TRIP#t", "imageUrl": "https://x/y.png"}) is None
+@pytest.mark.parametrize("value", [None, "", "yesterday", "2026-13-45T00:00:00Z", "0001-01-01T00:00:00+01:00"])
+def test_an_unparsable_creation_time_sorts_after_every_real_one(value: str | None) -> None:
+    assert created_at_order(value) == ""
+    assert created_at_order(value) < created_at_order("1970-01-01T00:00:00Z")
 
 
 def test_tasks_travel_as_camel_case_json_and_come_back_as_their_own_kind() -> None:

@@ -1,14 +1,52 @@
-"""Bulk-request progress. Counters move with atomic ADDs after each record state change."""
+"""Bulk-request progress, counted exactly once per job.
+
+Each job has a small ledger row in the batch table (`job#<jobId>`, absent while the job is queued) that
+holds its state. A job moves — queued → generating → succeeded | failed, and failed → generating when a
+dead letter is redriven — in one transaction that changes the ledger row on the condition that it still
+holds the state just read, together with its batch's counters. So a job is counted once whoever ends it
+(the worker, a redelivery, the sweep taking over a stuck record) and whatever happened to its record
+(deleted meanwhile: the ledger still knows whether it was generating). Progress always ends (DESIGN §3).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 
-from image_recovery.models import ImageBatch
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from image_recovery.models import ImageBatch, JobLedger
 from image_recovery.repository import utc_now
 
 BATCH_RETENTION = timedelta(days=30)
+_CONDITION_FAILED = "ConditionalCheckFailed"
+_MOVE_ATTEMPTS = 5
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"  # no ledger row yet
+    GENERATING = "generating"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+_ALLOWED_FROM: dict[JobState, frozenset[JobState]] = {
+    JobState.GENERATING: frozenset({JobState.QUEUED, JobState.FAILED}),  # FAILED: a redriven dead letter
+    JobState.SUCCEEDED: frozenset({JobState.QUEUED, JobState.GENERATING}),
+    JobState.FAILED: frozenset({JobState.QUEUED, JobState.GENERATING}),
+}
+_COUNTERS = {
+    JobState.GENERATING: ImageBatch.generating,
+    JobState.SUCCEEDED: ImageBatch.succeeded,
+    JobState.FAILED: ImageBatch.failed,
+}
+
+
+def ledger_key(job_id: str) -> str:
+    """Batch ids never hold "#", so no ledger key can be a batch's."""
+    return f"job#{job_id}"
 
 
 @dataclass(frozen=True)
@@ -58,15 +96,48 @@ class BatchRepository:
         if count:
             ImageBatch(batch_id).update(actions=[ImageBatch.total.add(count)])
 
-    def started(self, batch_id: str) -> None:
-        ImageBatch(batch_id).update(actions=[ImageBatch.generating.add(1)])
+    def job_state(self, job_id: str) -> JobState:
+        try:
+            row = JobLedger.get(ledger_key(job_id), consistent_read=True)
+        except JobLedger.DoesNotExist:
+            return JobState.QUEUED
+        return JobState(row.state) if row.state in JobState.__members__.values() else JobState.QUEUED
 
-    def restarted(self, batch_id: str) -> None:
-        """A failed job came back from the dead-letter queue and is generating again."""
-        ImageBatch(batch_id).update(actions=[ImageBatch.failed.add(-1), ImageBatch.generating.add(1)])
+    def move(self, batch_id: str, job_id: str, to: JobState) -> bool:
+        """Move one job of the batch to `to`, with the batch's counters, if its current state allows it.
 
-    def finished(self, batch_id: str, *, succeeded: bool, was_generating: bool) -> None:
-        actions = [(ImageBatch.succeeded if succeeded else ImageBatch.failed).add(1)]
-        if was_generating:
-            actions.append(ImageBatch.generating.add(-1))
-        ImageBatch(batch_id).update(actions=actions)
+        False when it does not (already there, or already ended): calling again is harmless, so every
+        path that sees a job end may call it. A concurrent move of the same job makes the transaction's
+        condition fail; the state is then read again.
+        """
+        for _ in range(_MOVE_ATTEMPTS):
+            current = self.job_state(job_id)
+            if current not in _ALLOWED_FROM[to]:
+                return False
+            row = JobLedger(ledger_key(job_id))
+            was = JobLedger.state.does_not_exist() if current == JobState.QUEUED else JobLedger.state == current.value
+            counters = [_COUNTERS[to].add(1)]
+            if current != JobState.QUEUED:
+                counters.append(_COUNTERS[current].add(-1))
+            try:
+                # The SDK gives the request an idempotency token, so a re-sent transaction is applied once.
+                with TransactWrite(connection=ImageBatch._get_connection().connection) as transaction:
+                    transaction.update(
+                        row,
+                        actions=[
+                            JobLedger.state.set(to.value),
+                            JobLedger.job_batch_id.set(batch_id),
+                            JobLedger.expires_at.set(BATCH_RETENTION),
+                        ],
+                        condition=was,
+                    )
+                    transaction.update(ImageBatch(batch_id), actions=counters)
+            except TransactWriteError as error:
+                reasons = (
+                    error.cancellation_reasons if error.cause_response_code == "TransactionCanceledException" else []
+                )
+                if reasons and reasons[0] is not None and reasons[0].code == _CONDITION_FAILED:
+                    continue  # another delivery moved it first: look again
+                raise
+            return True
+        return False

@@ -59,12 +59,11 @@ def api(settings: ApiSettings) -> Api:
 
 
 def sweeper(settings: SweepSettings) -> Sweeper:
-    from image_recovery.sweep import Sweeper
+    from image_recovery.sweep import RetryPolicy, Sweeper
 
     _bind(settings)
     return Sweeper(
         RecordRepository(),
-        BatchRepository(),
         StyleCatalog(),
         _queuer(settings),
         IndexState(),
@@ -72,6 +71,7 @@ def sweeper(settings: SweepSettings) -> Sweeper:
         max_jobs=settings.sweep_max_jobs,
         segments=settings.sweep_segments,
         stuck_after=timedelta(minutes=settings.stuck_after_minutes),
+        retries=RetryPolicy(settings.retry_limit, timedelta(minutes=settings.retry_delay_minutes)),
     )
 
 
@@ -86,9 +86,7 @@ def indexer(settings: IndexerSettings) -> StreamIndexer:
     from image_recovery.stream import StreamIndexer
 
     _bind(settings)
-    return StreamIndexer(
-        BatchRepository(), StyleCatalog(), _queuer(settings), IndexState(), queue_new_records=settings.queue_new_records
-    )
+    return StreamIndexer(StyleCatalog(), _queuer(settings), IndexState(), queue_new_records=settings.queue_new_records)
 
 
 def tasks(settings: TasksSettings) -> TasksRuntime:

@@ -56,6 +56,10 @@ class SweepSettings(CommonSettings):
     sweep_max_jobs: int = Field(default=1000, ge=1, validation_alias="SWEEP_MAX_JOBS")
     sweep_segments: int = Field(default=4, ge=1, le=64, validation_alias="SWEEP_SEGMENTS")
     stuck_after_minutes: int = Field(default=60, ge=1, validation_alias="STUCK_AFTER_MINUTES")
+    # records whose jobs failed for a transient reason: re-queued at most this many times, the n-th no sooner
+    # than delay × 2^(n-1) after the failure (0 turns automatic retries off)
+    retry_limit: int = Field(default=3, ge=0, le=20, validation_alias="SWEEP_RETRY_LIMIT")
+    retry_delay_minutes: int = Field(default=60, ge=1, validation_alias="SWEEP_RETRY_DELAY_MINUTES")
 
 
 class IndexerSettings(CommonSettings):

@@ -42,6 +42,10 @@ class GenerationError(ImageRecoveryError):
 
 # Reasons a job fails with when its retries ran out; such a job may run again if its message is redriven.
 RETRIES_EXHAUSTED_REASONS = frozenset({"throttled", "timeout", "provider_error", "storage_error", "internal_error"})
+# Failures that are not the record's fault: the sweep queues such records again, later and a bounded number of
+# times (DESIGN §4). Every other reason (content_filtered, invalid_response) is permanent: only a request
+# that names the record queues it again.
+TRANSIENT_REASONS = RETRIES_EXHAUSTED_REASONS | {"enqueue_failed"}
 
 
 class TransientGenerationError(GenerationError):

@@ -9,23 +9,18 @@ already agree is left alone, so the stream function's own writes end the loop in
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
+from pynamodb.expressions.condition import Condition
 
 from image_recovery import aws
 from image_recovery.index_state import IndexState
-from image_recovery.models import EntityType, Reservation, Segment, TravelRecord, Trip, missing_index_values
-from image_recovery.repository import conditional_update, image_missing_condition, utc_now
-
-_MODEL_BY_TYPE: dict[str, type[TravelRecord]] = {
-    EntityType.TRIP: Trip,
-    EntityType.SEGMENT: Segment,
-    EntityType.RESERVATION: Reservation,
-}
-_deserialize = TypeDeserializer().deserialize
+from image_recovery.models import TravelRecord, missing_index_values
+from image_recovery.records import MalformedItem, RawItem, parse_record, report_malformed
+from image_recovery.repository import image_missing_condition, update_existing, utc_now
 
 
 class IndexChange(StrEnum):
@@ -33,50 +28,50 @@ class IndexChange(StrEnum):
     REMOVED = "removed"
     UNCHANGED = "unchanged"
     NOT_A_RECORD = "not_a_record"
+    MALFORMED = "malformed"
 
 
-def image_missing(item: Mapping[str, Any]) -> bool:
-    """DESIGN §2 on a plain item: absent, NULL (None) and "" are all missing."""
-    return not item.get("imageUrl")
+@dataclass(frozen=True)
+class Reconciled:
+    change: IndexChange
+    record: TravelRecord | None  # the parsed record; None for other rows and malformed ones
 
 
-def wanted_index(item: Mapping[str, Any]) -> tuple[str, str] | None:
-    if not image_missing(item):
-        return None
-    return missing_index_values(item["PK"], item["SK"], item.get("createdAt"))
+def reconcile(raw: RawItem, where: str) -> Reconciled:
+    """Bring one item's index attributes (DynamoDB JSON, as Scan and streams give it) in line with its state.
 
-
-def reconcile(item: Mapping[str, Any]) -> IndexChange:
-    """Bring one item's index attributes in line with its image state (plain Python values)."""
-    model = _MODEL_BY_TYPE.get(item.get("entityType", ""))
-    if model is None or not {"PK", "SK"} <= item.keys():
-        return IndexChange.NOT_A_RECORD
-    wanted = wanted_index(item)
-    current = (item.get("imageMissingOwner"), item.get("imageMissingSort"))
+    A record whose image is missing gets them; one with an image, and a malformed item (reported), loses
+    them, so the index holds only records the service can use.
+    """
+    try:
+        record = parse_record(raw)
+    except MalformedItem as malformed:
+        report_malformed(where, raw, malformed.problem)
+        return Reconciled(_remove_index_attributes(raw, condition=None), None)
+    if record is None:
+        return Reconciled(IndexChange.NOT_A_RECORD, None)
+    wanted = missing_index_values(record.pk, record.sk, record.created_at) if record.image_missing else None
+    current = (record.image_missing_owner, record.image_missing_sort)
     if wanted == current or (wanted is None and current == (None, None)):
-        return IndexChange.UNCHANGED
-    record = model(item["PK"], item["SK"])
-    if wanted is not None:
-        owner, sort = wanted
-        actions = [TravelRecord.image_missing_owner.set(owner), TravelRecord.image_missing_sort.set(sort)]
-        # pk.exists(): an update must never bring a deleted record back as a ghost holding only its index keys
-        changed = conditional_update(record, actions, TravelRecord.pk.exists() & image_missing_condition())
-        return IndexChange.ADDED if changed else IndexChange.UNCHANGED
+        return Reconciled(IndexChange.UNCHANGED, record)
+    if wanted is None:
+        return Reconciled(_remove_index_attributes(raw, condition=~image_missing_condition()), record)
+    owner, sort = wanted
+    actions = [TravelRecord.image_missing_owner.set(owner), TravelRecord.image_missing_sort.set(sort)]
+    changed = update_existing(TravelRecord(record.pk, record.sk), actions, image_missing_condition())
+    return Reconciled(IndexChange.ADDED if changed else IndexChange.UNCHANGED, record)
+
+
+def _remove_index_attributes(raw: RawItem, *, condition: Condition | None) -> IndexChange:
+    """Take the item out of the index (if it is in); `condition` None: it is malformed, whatever its state."""
+    if "imageMissingOwner" not in raw and "imageMissingSort" not in raw:
+        return IndexChange.MALFORMED if condition is None else IndexChange.UNCHANGED
+    pk, sk = (raw.get(name, {}).get("S") for name in ("PK", "SK"))
+    if not isinstance(pk, str) or not isinstance(sk, str):
+        return IndexChange.MALFORMED
     actions = [TravelRecord.image_missing_owner.remove(), TravelRecord.image_missing_sort.remove()]
-    changed = conditional_update(record, actions, ~image_missing_condition())
-    return IndexChange.REMOVED if changed else IndexChange.UNCHANGED
-
-
-def plain(image: Mapping[str, Any]) -> dict[str, Any]:
-    """A DynamoDB-JSON item (stream image, low-level Scan) as plain Python values."""
-    return {key: _deserialize(value) for key, value in image.items()}
-
-
-# What reconciling and choosing sweep candidates need; the rest of a record is never read by a scan.
-_SCAN_PROJECTION = (
-    "PK, SK, entityType, id, userId, createdAt, imageUrl, imageMissingOwner, imageMissingSort, "
-    "imageStatus, imageUpdatedAt, imageJobId, imageBatchId"
-)
+    removed = update_existing(TravelRecord(pk, sk), actions, condition)
+    return IndexChange.REMOVED if removed else IndexChange.UNCHANGED
 
 
 def scan_segment(
@@ -92,7 +87,9 @@ def scan_segment(
     Without `page_size`, DynamoDB's own pages (up to 1 MB) are used."""
     client = aws.client("dynamodb")
     while True:
-        kwargs: dict[str, Any] = {"TableName": table_name, "ProjectionExpression": _SCAN_PROJECTION}
+        # Whole items, not a projection: a scan is billed by the size of what it reads either way, and a
+        # record is checked whole (image_recovery.records) before the service relies on any of it.
+        kwargs: dict[str, Any] = {"TableName": table_name}
         if total_segments > 1:
             kwargs.update(Segment=segment, TotalSegments=total_segments)
         if page_size:
@@ -115,6 +112,8 @@ def index_existing_records(table_name: str, total_segments: int = 1) -> int:
     changes = 0
     for segment in range(total_segments):
         for items, _ in scan_segment(table_name, segment, total_segments):
-            changes += sum(reconcile(plain(item)) in (IndexChange.ADDED, IndexChange.REMOVED) for item in items)
+            changes += sum(
+                reconcile(item, "repair").change in (IndexChange.ADDED, IndexChange.REMOVED) for item in items
+            )
     IndexState().mark_complete(started)
     return changes

@@ -18,8 +18,9 @@ class ImageJob(BaseModel):
     )
 
     version: Literal[1] = JOB_VERSION
-    job_id: str = Field(min_length=1, max_length=64)
-    batch_id: str = Field(min_length=1, max_length=64)
+    # ids the service made (uuid hex, uuid, "sweep-<uuid>"): they name S3 objects, so nothing else is accepted
+    job_id: str = Field(pattern=r"^[A-Za-z0-9-]{1,64}$")
+    batch_id: str = Field(pattern=r"^[A-Za-z0-9-]{1,64}$")
     pk: str = Field(pattern=r"^USER#[^#]+$")
     sk: str = Field(pattern=r"^TRIP#")
     entity_type: EntityType

@@ -6,6 +6,9 @@ table names come from configuration and tests can bind them to moto tables.
 
 from __future__ import annotations
 
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from pynamodb.attributes import (
@@ -49,6 +52,82 @@ def user_pk(user_id: str) -> str:
     return f"USER#{user_id}"
 
 
+MAX_ID_CHARS = 128
+
+
+def is_valid_id(value: object) -> bool:
+    """An id the service can address: 1-128 characters, no `#` (key separator), no `/` (path separator),
+    no control characters, and not "." or ".." (which URLs treat as path steps). Record, style and user
+    ids follow the same rule, so anything listed can also be named in a request."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_ID_CHARS
+        and value not in (".", "..")
+        and "#" not in value
+        and "/" not in value
+        and not any(unicodedata.category(ch) == "Cc" for ch in value)
+    )
+
+
+@dataclass(frozen=True)
+class KeyPath:
+    """What a record's keys say: its owner, its kind and the ids from the trip down to itself."""
+
+    user_id: str
+    kind: EntityType
+    ids: tuple[str, ...]  # (trip,), (trip, segment) or (trip, segment, reservation)
+
+    @property
+    def record_id(self) -> str:
+        return self.ids[-1]
+
+    @property
+    def trip_id(self) -> str:
+        return self.ids[0]
+
+    @property
+    def segment_id(self) -> str | None:
+        return self.ids[1] if len(self.ids) > 1 else None
+
+
+_SK_LABELS: dict[EntityType, tuple[str, ...]] = {
+    EntityType.TRIP: ("TRIP",),
+    EntityType.SEGMENT: ("TRIP", "SEGMENT"),
+    EntityType.RESERVATION: ("TRIP", "SEGMENT", "RESERVATION"),
+}
+
+
+def parse_key_path(pk: str, sk: str, kind: EntityType) -> KeyPath | None:
+    """The KeyPath of a record of `kind`, or None when its keys do not have that kind's shape (DESIGN §2)."""
+    user_id = pk.removeprefix("USER#")
+    if user_id == pk or not is_valid_id(user_id):
+        return None
+    parts = sk.split("#")
+    labels = _SK_LABELS[kind]
+    if len(parts) != 2 * len(labels) or tuple(parts[0::2]) != labels:
+        return None
+    ids = tuple(parts[1::2])
+    return KeyPath(user_id, kind, ids) if all(is_valid_id(i) for i in ids) else None
+
+
+def created_at_order(created_at: str | None) -> str:
+    """`createdAt` as a string that sorts in time order: parsed as ISO-8601, offsets applied, a value without
+    an offset taken as UTC, written with microseconds and "Z". Anything unparsable is "" and sorts oldest."""
+    if not created_at:
+        return ""
+    try:
+        moment = datetime.fromisoformat(created_at)
+    except ValueError:
+        return ""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:  # a year-1 or year-9999 value pushed past the calendar by its offset
+        return ""
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
 MISSING_INDEX_NAME = "MissingImages"
 
 
@@ -66,8 +145,8 @@ class MissingImageIndex(GlobalSecondaryIndex):
 
 
 def missing_index_values(pk: str, sk: str, created_at: str | None) -> tuple[str, str]:
-    """(owner, sort) of a record in the sparse index."""
-    return pk, f"{created_at or ''}#{sk}"
+    """(owner, sort) of a record in the sparse index: newest first is descending `sort`."""
+    return pk, f"{created_at_order(created_at)}#{sk}"
 
 
 class TravelRecord(Model):
@@ -92,6 +171,8 @@ class TravelRecord(Model):
     image_error_detail = UnicodeAttribute(attr_name="imageErrorDetail", null=True)
     image_key = UnicodeAttribute(attr_name="imageKey", null=True)
     image_attempts = NumberAttribute(attr_name="imageAttempts", null=True)
+    # times a job of this record ended failed: bounds the sweep's automatic retries of transient failures
+    image_failures = NumberAttribute(attr_name="imageFailures", null=True)
     image_queued_at = UnicodeAttribute(attr_name="imageQueuedAt", null=True)
     image_updated_at = UnicodeAttribute(attr_name="imageUpdatedAt", null=True)
     image_missing_owner = UnicodeAttribute(attr_name="imageMissingOwner", null=True)
@@ -105,6 +186,19 @@ class TravelRecord(Model):
         return self.pk.removeprefix("USER#")
 
     kind: EntityType  # set on each subclass
+
+    @property
+    def key_path(self) -> KeyPath:
+        """The ids its keys name. Records are parsed (image_recovery.records) before use, so the keys fit."""
+        path = parse_key_path(self.pk, self.sk, self.kind)
+        if path is None:
+            raise ValueError(f"{self.kind.value} keys do not have the contract's shape: {self.pk} / {self.sk}")
+        return path
+
+    @property
+    def missing_sort(self) -> str:
+        """Its position in the newest-first order of missing images (the sparse index's sort key)."""
+        return missing_index_values(self.pk, self.sk, self.created_at)[1]
 
     @property
     def image_missing(self) -> bool:
@@ -215,6 +309,18 @@ class ImageBatch(Model):
     expires_at = TTLAttribute(attr_name="expiresAt", null=True)
 
 
+class JobLedger(Model):
+    """One job's state for its batch's counters (image_recovery.batches), in the batch table."""
+
+    class Meta:
+        table_name = "unbound-batch-table"
+
+    key = UnicodeAttribute(hash_key=True, attr_name="batchId")  # "job#<jobId>"
+    state = UnicodeAttribute(null=True)
+    job_batch_id = UnicodeAttribute(attr_name="jobBatchId", null=True)
+    expires_at = TTLAttribute(attr_name="expiresAt", null=True)
+
+
 class ServiceState(Model):
     """The service's own bookkeeping rows in the batch table (keys with "#", which no batch id has)."""
 
@@ -234,7 +340,7 @@ _TRAVEL_MODELS: tuple[type[Model], ...] = (TravelRecord, Trip, Segment, Reservat
 
 def bind(*, travel_table: str, batch_table: str, region: str) -> None:
     """Point the models at real tables. Safe to call again (tests rebind per moto session)."""
-    for model in (*_TRAVEL_MODELS, ImageBatch, ServiceState):
+    for model in (*_TRAVEL_MODELS, ImageBatch, JobLedger, ServiceState):
         model.Meta.table_name = travel_table if model in _TRAVEL_MODELS else batch_table
         model.Meta.region = region
         model._connection = None

@@ -7,6 +7,7 @@ is not queued; if the send fails the mark is rolled back to failed (`enqueue_fai
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -14,7 +15,8 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from image_recovery.batches import BatchRepository
+from image_recovery.batches import BatchRepository, JobState
+from image_recovery.errors import TRANSIENT_REASONS
 from image_recovery.jobs import ImageJob
 from image_recovery.models import IN_FLIGHT, ImageStatus, TravelRecord
 from image_recovery.observability import logger, metrics
@@ -43,8 +45,17 @@ def is_stuck(record: TravelRecord, stale_before: str | None) -> bool:
     )
 
 
-def skip_reason(record: TravelRecord, stale_before: str | None = None) -> str | None:
-    """Why a record must not be queued now, or None if it may be."""
+def failed_for_good(record: TravelRecord) -> bool:
+    """Failed for a reason that another attempt will not cure (a content refusal, say)."""
+    return record.image_status == ImageStatus.FAILED and record.image_error not in TRANSIENT_REASONS
+
+
+def skip_reason(record: TravelRecord, stale_before: str | None = None, *, named: bool = True) -> str | None:
+    """Why a record must not be queued now, or None if it may be.
+
+    `named`: the request names this record (by id, or every failed record with retryFailed), which may
+    queue a permanent failure again; queue-all and the sweep never do (DESIGN §4).
+    """
     if not record.image_missing:
         return "has_image"
     if is_stuck(record, stale_before):
@@ -53,6 +64,8 @@ def skip_reason(record: TravelRecord, stale_before: str | None = None) -> str | 
         return "already_queued"
     if record.image_status == ImageStatus.GENERATING:
         return "already_generating"
+    if not named and failed_for_good(record):
+        return "failed_permanently"
     return None
 
 
@@ -91,6 +104,12 @@ class Queuer:
         self._batches = batches
         self._queue = queue
 
+    def open_batch(self, owner: str, style_id: str, *, prefix: str = "") -> str:
+        """A new batch for one request (or one sweep run); returns its id."""
+        batch_id = f"{prefix}{uuid.uuid4()}"
+        self._batches.create(batch_id, owner=owner, style_id=style_id)
+        return batch_id
+
     def queue(
         self,
         candidates: Iterable[TravelRecord],
@@ -98,16 +117,22 @@ class Queuer:
         batch_id: str,
         style_id: str,
         stale_before: str | None = None,
+        named: bool = True,
     ) -> Iterator[ItemOutcome]:
         """Queue each record at most once; yields one outcome per record, in order, chunk by chunk.
 
         With `stale_before`, records in flight with no progress since then are taken over by a new job
         (the old job's message, if it ever arrives, finds another job id on the record and does nothing).
+        `named` is skip_reason's. JobsQueued and JobsSkipped count the outcomes, whoever queues.
         """
         unrecorded = 0  # queued but not yet added to the batch's total: one counter write per 100 records
+        counts: Counter[str] = Counter()
         try:
             for number, chunk in enumerate(chunked(candidates, SQS_BATCH_LIMIT), start=1):
-                outcomes = self._queue_chunk(chunk, batch_id=batch_id, style_id=style_id, stale_before=stale_before)
+                outcomes = self._queue_chunk(
+                    chunk, batch_id=batch_id, style_id=style_id, stale_before=stale_before, named=named
+                )
+                counts.update(o.outcome for o in outcomes)
                 unrecorded += sum(o.outcome == QUEUED for o in outcomes)
                 if number % BATCH_TOTAL_EVERY_CHUNKS == 0:
                     self._batches.add_queued(batch_id, unrecorded)
@@ -115,37 +140,51 @@ class Queuer:
                 yield from outcomes
         finally:
             self._batches.add_queued(batch_id, unrecorded)
+            metrics.add_metric(name="JobsQueued", unit=MetricUnit.Count, value=counts[QUEUED])
+            metrics.add_metric(name="JobsSkipped", unit=MetricUnit.Count, value=counts[SKIPPED])
+
+    def _claim(
+        self, record: TravelRecord, job: ImageJob, *, stale_before: str | None, named: bool
+    ) -> tuple[bool, str | None]:
+        """Mark the record queued for `job`: (claimed, why not). A record whose state moved since it was read
+        is looked at again once, so a decision is never made on a stale copy."""
+        for _ in range(2):
+            reason = skip_reason(record, stale_before, named=named)
+            if reason is not None:
+                return False, reason
+            if self._records.mark_queued(
+                record, job_id=job.job_id, batch_id=job.batch_id, style_id=job.style_id, stale_before=stale_before
+            ):
+                if is_stuck(record, stale_before):
+                    self._abandon(record)  # `record` is the copy read before: it names the stuck job
+                return True, None
+            # lost a race, or the SDK re-sent our own mark after its answer was lost
+            current = self._records.get(record.pk, record.sk, where="queueing")
+            if current is None:
+                return False, "not_found"
+            if current.image_job_id == job.job_id:
+                return True, None
+            record = current
+        return False, skip_reason(record, stale_before, named=named) or "changed_meanwhile"
 
     def _queue_chunk(
-        self, chunk: list[TravelRecord], *, batch_id: str, style_id: str, stale_before: str | None
+        self, chunk: list[TravelRecord], *, batch_id: str, style_id: str, stale_before: str | None, named: bool
     ) -> list[ItemOutcome]:
         outcomes: dict[int, ItemOutcome] = {}
         marked: list[tuple[int, TravelRecord, ImageJob]] = []
         for index, record in enumerate(chunk):
-            reason = skip_reason(record, stale_before)
-            if reason is None:
-                job = ImageJob.for_record(record, job_id=uuid.uuid4().hex, batch_id=batch_id, style_id=style_id)
-                # mark_queued refreshes the record in place, so keep the stuck job's batch and state first
-                stuck = (record.image_batch_id, record.image_status) if is_stuck(record, stale_before) else None
-                try:
-                    claimed = self._records.mark_queued(
-                        record, job_id=job.job_id, batch_id=batch_id, style_id=style_id, stale_before=stale_before
-                    )
-                except Exception:
-                    logger.exception("could not mark record queued", extra={"sk": record.sk})
-                    outcomes[index] = ItemOutcome(record.kind.label, record.id, FAILED, "storage_error")
-                    continue
-                current = None
-                if not claimed:  # lost a race, or the SDK re-sent our own mark after its answer was lost
-                    current = self._records.get(record.pk, record.sk)
-                    claimed = current is not None and current.image_job_id == job.job_id
-                if claimed:
-                    if stuck:
-                        self._abandon(record, *stuck)
-                    marked.append((index, record, job))
-                    continue
-                reason = (skip_reason(current) if current else None) or "already_queued"
-            outcomes[index] = ItemOutcome(record.kind.label, record.id, SKIPPED, reason)
+            job = ImageJob.for_record(record, job_id=uuid.uuid4().hex, batch_id=batch_id, style_id=style_id)
+            try:
+                claimed, reason = self._claim(record, job, stale_before=stale_before, named=named)
+            except Exception:
+                logger.exception("could not mark record queued", extra={"sk": record.sk})
+                outcomes[index] = ItemOutcome(record.kind.label, record.id, FAILED, "storage_error")
+                continue
+            if claimed:
+                marked.append((index, record, job))
+            else:
+                outcome = FAILED if reason == "not_found" else SKIPPED
+                outcomes[index] = ItemOutcome(record.kind.label, record.id, outcome, reason)
 
         rejected = self._queue.send([job for _, _, job in marked]) if marked else set()
         for index, record, job in marked:
@@ -156,12 +195,12 @@ class Queuer:
                 outcomes[index] = ItemOutcome(record.kind.label, record.id, QUEUED)
         return [outcomes[i] for i in range(len(chunk))]
 
-    def _abandon(self, record: TravelRecord, old_batch_id: str | None, old_status: str | None) -> None:
-        """Close the stuck job's place in its own batch, so that batch's progress can still finish."""
-        logger.warning("re-queued a stuck record", extra={"sk": record.sk, "old_batch_id": old_batch_id})
+    def _abandon(self, stuck: TravelRecord) -> None:
+        """End the stuck job in its own batch (as failed), so that batch's progress can still finish."""
+        logger.warning("re-queued a stuck record", extra={"sk": stuck.sk, "old_batch_id": stuck.image_batch_id})
         metrics.add_metric(name="StuckJobsRequeued", unit=MetricUnit.Count, value=1)
-        if old_batch_id:
-            self._batches.finished(old_batch_id, succeeded=False, was_generating=old_status == ImageStatus.GENERATING)
+        if stuck.image_batch_id and stuck.image_job_id:
+            self._batches.move(stuck.image_batch_id, stuck.image_job_id, JobState.FAILED)
 
     def _release(self, record: TravelRecord, job: ImageJob) -> None:
         """Its message never left: record the failure so the record can be queued again."""

@@ -2,33 +2,47 @@
 
 from __future__ import annotations
 
-import uuid
+import base64
+import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-
-from aws_lambda_powertools.metrics import MetricUnit
 
 from image_recovery.batches import BatchProgress, BatchRepository
 from image_recovery.errors import BadRequestError, NotFoundError
 from image_recovery.index_state import IndexState
 from image_recovery.models import Reservation, Segment, TravelRecord, Trip, is_failed
-from image_recovery.observability import logger, metrics
+from image_recovery.observability import logger
 from image_recovery.queueing import FAILED, ItemOutcome, Queuer
-from image_recovery.repository import RecordRepository
+from image_recovery.repository import TRIP_TREE, RecordRepository
 from image_recovery.styles import PromptStyle, StyleCatalog
 from image_recovery.tasks import QUEUE_PAGE_SIZE, QueueMissingTask, TaskQueue
+
+LISTING, QUEUEING = "listing", "queueing"  # where a malformed record was met (MalformedRecords' dimension)
+TEXT_LIMIT = 200  # characters of a title, a name or another descriptive attribute in the listing
+STAMP_LIMIT = 64  # characters of a date or time attribute as the host wrote it
+PAGE_BYTES_LIMIT = 1_000_000  # the JSON of one listing page stays under 1 MB, whatever the records hold
+DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 100, 500
+_CURSOR_VERSION = 1
+_MAX_KEY_BYTES = 1024  # DynamoDB's limit for a sort key value
+
+
+def cut(text: str | None, limit: int = TEXT_LIMIT) -> str | None:
+    """At most `limit` characters, the last one "…" when something was cut."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)
 class MissingImages:
+    """One page of the listing (DESIGN §3)."""
+
+    count: int  # every missing record of the user, not only this page's
     trips: list[dict]
     segments: list[dict]
     reservations: list[dict]
-
-    @property
-    def count(self) -> int:
-        return len(self.trips) + len(self.segments) + len(self.reservations)
+    next_cursor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,77 +60,118 @@ class QueueResult:
         }
 
 
-def _newest_first(records: list[TravelRecord]) -> list[TravelRecord]:
-    return sorted(records, key=lambda r: (r.created_at or "", r.id), reverse=True)
+Position = tuple[str, str]  # (sparse-index sort value, SK): where a record stands in newest-first order
 
 
-def _state(record: TravelRecord) -> dict:
-    return {
+def position(record: TravelRecord) -> Position:
+    """From the index attribute when the record carries it (that is the order the index answers in)."""
+    return (record.image_missing_sort or record.missing_sort), record.sk
+
+
+def encode_cursor(user_id: str, after: Position) -> str:
+    payload = {"v": _CURSOR_VERSION, "u": user_id, "s": after[0], "k": after[1]}
+    return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, user_id: str) -> Position:
+    """The position a cursor stands for; a 400 for anything that is not a cursor issued to this user."""
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        sort, sk = payload["s"], payload["k"]
+        valid = (
+            payload["v"] == _CURSOR_VERSION
+            and payload["u"] == user_id
+            and isinstance(sort, str)
+            and isinstance(sk, str)
+            and sk.startswith(TRIP_TREE)
+            and 0 < len(sort.encode()) <= _MAX_KEY_BYTES
+            and 0 < len(sk.encode()) <= _MAX_KEY_BYTES
+        )
+    except (ValueError, TypeError, KeyError, UnicodeError):
+        valid = False
+    if not valid:
+        raise BadRequestError("invalid_cursor", "The cursor is not one this API gave you; start without one.")
+    return sort, sk
+
+
+def parent_keys(records: Iterable[TravelRecord]) -> set[tuple[str, str]]:
+    """Keys of the trips and segments that the records' context names (from their own keys)."""
+    keys: set[tuple[str, str]] = set()
+    for record in records:
+        path = record.key_path
+        if isinstance(record, Segment | Reservation):
+            keys.add((record.pk, Trip.sort_key(path.trip_id)))
+        if isinstance(record, Reservation):
+            keys.add((record.pk, Segment.sort_key(path.trip_id, path.segment_id or "")))
+    return keys
+
+
+def _listed(record: TravelRecord, parents: dict[str, TravelRecord]) -> dict:
+    """One record as the listing shows it, every text cut to its documented length."""
+
+    def named(sk: str, kind: type[Trip] | type[Segment]) -> str | None:
+        parent = parents.get(sk)
+        return cut(parent.display_name) if isinstance(parent, kind) else None
+
+    path = record.key_path
+    item = {
         "id": record.id,
-        "createdAt": record.created_at,
+        "createdAt": cut(record.created_at, STAMP_LIMIT),
         "imageStatus": record.effective_status.value,
         "imageError": record.image_error,
         "imageUpdatedAt": record.image_updated_at,
     }
-
-
-def parent_keys(records: Iterable[TravelRecord]) -> set[tuple[str, str]]:
-    """Keys of the trips and segments that the records' context names."""
-    keys: set[tuple[str, str]] = set()
-    for record in records:
-        if isinstance(record, Segment | Reservation):
-            keys.add((record.pk, Trip.sort_key(record.trip_id or "")))
-        if isinstance(record, Reservation):
-            keys.add((record.pk, Segment.sort_key(record.trip_id or "", record.segment_id or "")))
-    return keys
-
-
-def missing_images_view(missing: Sequence[TravelRecord], parents: Iterable[TravelRecord] = ()) -> MissingImages:
-    """Records without images, newest first, each with its parents' names (from `missing` or `parents`)."""
-    by_sk = {r.sk: r for r in (*missing, *parents)}
-
-    def title_of(trip_id: str | None) -> str | None:
-        trip = by_sk.get(Trip.sort_key(trip_id or ""))
-        return trip.title if isinstance(trip, Trip) else None
-
-    def name_of(trip_id: str | None, segment_id: str | None) -> str | None:
-        segment = by_sk.get(Segment.sort_key(trip_id or "", segment_id or ""))
-        return segment.name if isinstance(segment, Segment) else None
-
-    missing = _newest_first([r for r in missing if r.image_missing])
-    trips = [
-        {**_state(r), "title": r.title, "startDate": r.start_date, "endDate": r.end_date, "destination": r.destination}
-        for r in missing
-        if isinstance(r, Trip)
-    ]
-    segments = [
-        {
-            **_state(r),
-            "name": r.name,
-            "tripId": r.trip_id,
-            "tripTitle": title_of(r.trip_id),
-            "startLocation": r.start_location,
-            "endLocation": r.end_location,
+    if isinstance(record, Trip):
+        return {
+            **item,
+            "title": cut(record.title),
+            "startDate": cut(record.start_date, STAMP_LIMIT),
+            "endDate": cut(record.end_date, STAMP_LIMIT),
+            "destination": cut(record.destination),
         }
-        for r in missing
-        if isinstance(r, Segment)
-    ]
-    reservations = [
-        {
-            **_state(r),
-            "name": r.name,
-            "tripId": r.trip_id,
-            "tripTitle": title_of(r.trip_id),
-            "segmentId": r.segment_id,
-            "segmentName": name_of(r.trip_id, r.segment_id),
-            "type": r.reservation_type,
-            "location": r.location,
-            "startTime": r.start_time,
+    trip = {"tripId": path.trip_id, "tripTitle": named(Trip.sort_key(path.trip_id), Trip)}
+    if isinstance(record, Segment):
+        return {
+            **item,
+            "name": cut(record.name),
+            **trip,
+            "startLocation": cut(record.start_location),
+            "endLocation": cut(record.end_location),
         }
-        for r in missing
-        if isinstance(r, Reservation)
-    ]
-    return MissingImages(trips, segments, reservations)
+    segment_id = path.segment_id or ""
+    return {
+        **item,
+        "name": cut(record.name),
+        **trip,
+        "segmentId": segment_id,
+        "segmentName": named(Segment.sort_key(path.trip_id, segment_id), Segment),
+        "type": cut(record.reservation_type, STAMP_LIMIT),
+        "location": cut(record.location),
+        "startTime": cut(record.start_time, STAMP_LIMIT),
+    }
+
+
+def missing_images_page(
+    user_id: str, page: Sequence[TravelRecord], parents: Iterable[TravelRecord], *, count: int, more: bool
+) -> MissingImages:
+    """Group a newest-first page by kind, each record with its parents' names, within PAGE_BYTES_LIMIT.
+
+    A page whose records would outgrow the limit ends early; its cursor then continues after the last
+    record it holds, so nothing is skipped.
+    """
+    by_sk = {r.sk: r for r in (*page, *parents)}
+    groups: dict[type[TravelRecord], list[dict]] = {Trip: [], Segment: [], Reservation: []}
+    size, last = 0, None
+    for record in page:
+        item = _listed(record, by_sk)
+        size += len(json.dumps(item)) + 1  # ASCII-escaped: the most bytes its JSON can take
+        if size > PAGE_BYTES_LIMIT and last is not None:
+            more = True
+            break
+        groups[type(record)].append(item)
+        last = record
+    next_cursor = encode_cursor(user_id, position(last)) if more and last is not None else None
+    return MissingImages(count, groups[Trip], groups[Segment], groups[Reservation], next_cursor)
 
 
 class RecoveryService:
@@ -139,16 +194,28 @@ class RecoveryService:
         self._index = index
         self._max_ids = max_ids_per_request
 
-    def missing_images(self, user_id: str) -> MissingImages:
-        """Reads the user's missing records from the sparse index, then only the parents it must name."""
+    def missing_images(
+        self, user_id: str, *, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None
+    ) -> MissingImages:
+        """One page of the user's missing records, newest first across kinds, with the count of all of them.
+
+        With a complete sparse index: the page's records and the count from the index, then only the parents
+        the page must name. Otherwise one read of the user's trip tree holds all of them alike.
+        """
+        after = decode_cursor(cursor, user_id) if cursor else None
         if self._index.is_complete():
-            missing = self._records.missing_for_user(user_id, from_index=True).records
-            present = {(r.pk, r.sk) for r in missing}
-            parents = list(self._records.get_many(parent_keys(missing) - present).values())
-        else:  # one read of the user's partition holds the missing records and their parents alike
-            parents = self._records.user_records(user_id)
-            missing = [r for r in parents if r.image_missing]
-        return missing_images_view(missing, parents)
+            page, more = self._records.missing_after(user_id, where=LISTING, after=after, limit=limit)
+            count = self._records.count_missing(user_id)
+            present = {(r.pk, r.sk) for r in page}
+            parents = list(self._records.get_many(parent_keys(page) - present, where=LISTING).values())
+        else:
+            parents = self._records.user_records(user_id, where=LISTING)
+            missing = sorted((r for r in parents if r.image_missing), key=position, reverse=True)
+            count = len(missing)
+            if after is not None:
+                missing = [r for r in missing if position(r) < after]
+            page, more = missing[:limit], len(missing) > limit
+        return missing_images_page(user_id, page, parents, count=count, more=more)
 
     def queue(
         self, user_id: str, requested: Sequence[tuple[str, str]], *, selection: str, style_id: str | None
@@ -157,7 +224,8 @@ class RecoveryService:
 
         Everything is validated before anything is written. "all" and "failed" queue the first
         QUEUE_PAGE_SIZE records here and hand the rest to a fan-out task, so a request for 10,000
-        records answers at once; its batch says `complete: false` until the task is done.
+        records answers at once; its batch says `complete: false` until the task is done. "all" leaves
+        out records that failed for good; naming them (by id, or with "failed") queues them again.
         """
         if selection == "ids" and not requested:
             raise BadRequestError(
@@ -171,21 +239,24 @@ class RecoveryService:
         next_key = None
         from_index = self._index.is_complete()
         if selection == "ids":
-            candidates = self._find_requested(user_id, requested, from_index=from_index)
+            candidates = self._find_requested(user_id, requested)
         else:
-            page = self._records.missing_for_user(user_id, from_index=from_index, limit=QUEUE_PAGE_SIZE)
+            page = self._records.missing_page(user_id, from_index=from_index, where=QUEUEING, limit=QUEUE_PAGE_SIZE)
             candidates, next_key = page.records, page.next_key
             if selection == "failed":
                 candidates = [r for r in candidates if is_failed(r)]
 
-        batch_id = str(uuid.uuid4())
-        self._batches.create(batch_id, owner=user_id, style_id=style.id)
-        outcomes = {(o.type, o.id): o for o in self._queuer.queue(candidates, batch_id=batch_id, style_id=style.id)}
+        batch_id = self._queuer.open_batch(user_id, style.id)
+        outcomes = list(self._queuer.queue(candidates, batch_id=batch_id, style_id=style.id, named=selection != "all"))
         if selection == "ids":
-            # Unknown ids and other users' ids look the same: not_found, and nothing written for them.
-            items = [outcomes.get(pair) or ItemOutcome(*pair, FAILED, "not_found") for pair in requested]
+            # Unknown ids and other users' ids look the same: not_found, and nothing written for them. An id
+            # that two records share (segments of different trips) answers for each of them.
+            by_pair: dict[tuple[str, str], list[ItemOutcome]] = {}
+            for outcome in outcomes:
+                by_pair.setdefault((outcome.type, outcome.id), []).append(outcome)
+            items = [o for pair in requested for o in by_pair.get(pair) or [ItemOutcome(*pair, FAILED, "not_found")]]
         else:
-            items = list(outcomes.values())
+            items = outcomes
         if next_key is not None:
             self._batches.mark_pending(batch_id)
             self._tasks.send(
@@ -198,23 +269,16 @@ class RecoveryService:
                     start_key=next_key,
                 )
             )
-        self._record_metrics(items)
         logger.info("queued image jobs", extra={"batch_id": batch_id, "items": len(items), "fan_out": bool(next_key)})
         return QueueResult(batch_id, style.id, items, complete=next_key is None)
 
-    def _find_requested(
-        self, user_id: str, requested: Sequence[tuple[str, str]], *, from_index: bool
-    ) -> list[TravelRecord]:
-        """The requested records of this user, in request order. The sparse index (when complete)
-        answers for records missing images; only ids it does not hold (images present, or not the
-        user's) cost a read of the user's partition, to tell "has_image" from "not_found"."""
-        found: dict[tuple[str, str], TravelRecord] = {}
-        if from_index:
-            found = {(r.kind.label, r.id): r for r in self._records.missing_for_user(user_id, from_index=True).records}
-        if any(pair not in found for pair in requested):
-            for record in self._records.user_records(user_id):
-                found.setdefault((record.kind.label, record.id), record)
-        return [found[pair] for pair in requested if pair in found]
+    def _find_requested(self, user_id: str, requested: Sequence[tuple[str, str]]) -> list[TravelRecord]:
+        """The requested records of this user, in request order: one read of the user's trip tree, filtered
+        by id in DynamoDB (segment and reservation keys hold their parents' ids, which a request does not)."""
+        found: dict[tuple[str, str], list[TravelRecord]] = {}
+        for record in self._records.user_records(user_id, where=QUEUEING, ids=[i for _, i in requested]):
+            found.setdefault((record.kind.label, record.id), []).append(record)
+        return [record for pair in requested for record in found.get(pair, [])]
 
     def progress(self, user_id: str, batch_id: str) -> BatchProgress:
         batch = self._batches.get(batch_id)
@@ -224,9 +288,3 @@ class RecoveryService:
 
     def styles(self) -> list[PromptStyle]:
         return self._styles.all()
-
-    @staticmethod
-    def _record_metrics(items: list[ItemOutcome]) -> None:
-        counts = Counter(item.outcome for item in items)
-        metrics.add_metric(name="JobsQueued", unit=MetricUnit.Count, value=counts["queued"])
-        metrics.add_metric(name="JobsSkipped", unit=MetricUnit.Count, value=counts["skipped"])

@@ -2,13 +2,20 @@
 
 Every state change is a conditional write: the condition, not a prior read, decides whether a record
 may move, so concurrent requests, sweeps and redelivered messages can never queue or overwrite twice.
+Every write also requires the record to exist (DESIGN §2): an UpdateItem on a key the host app has
+just deleted would otherwise create a "ghost" item, and the service never creates travel items.
+
+Reads go through `image_recovery.records`, so a malformed item is reported and skipped, never raised.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import count
+from typing import Any
 
 from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.condition import Condition
@@ -16,20 +23,22 @@ from pynamodb.expressions.operand import Path
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 
+from image_recovery import aws
+from image_recovery.errors import TRANSIENT_REASONS
 from image_recovery.models import (
     IN_FLIGHT,
+    MISSING_INDEX_NAME,
     ImageStatus,
-    Reservation,
-    Segment,
     TravelRecord,
-    Trip,
     missing_index_values,
     user_pk,
 )
+from image_recovery.records import read_record, read_records
 
-_TRAVEL_CLASSES = (Trip, Segment, Reservation)
 _CONDITION_FAILED = "ConditionalCheckFailedException"
+_BATCH_GET_LIMIT = 100
 MAX_ERROR_DETAIL = 500
+TRIP_TREE = "TRIP#"  # every trip, segment and reservation key starts with it
 
 
 def iso_utc(moment: datetime) -> str:
@@ -49,16 +58,20 @@ def image_missing_condition() -> Condition:
     )
 
 
-def _is_travel_record() -> Condition:
-    return TravelRecord.entity_type.is_in(*_TRAVEL_CLASSES)
-
-
 def _not_in_flight() -> Condition:
     return ~TravelRecord.image_status.is_in(*IN_FLIGHT)
 
 
 def _owned_by_job(job_id: str) -> Condition:
     return TravelRecord.image_job_id == job_id
+
+
+def _unchanged_since_read(record: TravelRecord) -> Condition:
+    """Nothing of the service's own state on the record moved since `record` was read: every state change
+    the service makes sets imageUpdatedAt, so pinning it pins the state a decision was made on."""
+    if record.image_updated_at is None:
+        return TravelRecord.image_updated_at.does_not_exist()
+    return TravelRecord.image_updated_at == record.image_updated_at
 
 
 def _queueable(stale_before: str | None) -> Condition:
@@ -79,14 +92,26 @@ def _error_detail(detail: str) -> Action:
 
 def conditional_update(record: Model, actions: list, condition: Condition) -> bool:
     """Apply `actions` to any model's item if `condition` holds; False when it does not (someone else
-    got there first)."""
+    got there first).
+
+    The item is not read back (no ReturnValues): the caller decided on what it read, and an item that
+    another writer broke meanwhile must not turn a write that succeeded into an error.
+    """
+    hash_key, range_key = record._get_hash_range_key_serialized_values()
     try:
-        record.update(actions=actions, condition=condition)
+        record._get_connection().update_item(hash_key, range_key=range_key, actions=actions, condition=condition)
     except UpdateError as error:
         if error.cause_response_code == _CONDITION_FAILED:
             return False
         raise
     return True
+
+
+def update_existing(record: TravelRecord, actions: list, condition: Condition | None = None) -> bool:
+    """conditional_update for a travel record, which must still exist: a write never re-creates an item
+    the host deleted. False when the record is gone or `condition` does not hold."""
+    exists = TravelRecord.pk.exists()
+    return conditional_update(record, actions, exists if condition is None else exists & condition)
 
 
 @dataclass(frozen=True)
@@ -96,63 +121,146 @@ class Page:
 
 
 class RecordRepository:
-    def user_records(self, user_id: str) -> list[TravelRecord]:
-        """Every trip, segment and reservation of one user (other item kinds in the partition are ignored).
+    # ------------------------------------------------------------------ reads
+    def user_records(self, user_id: str, *, where: str, ids: Iterable[str] = ()) -> list[TravelRecord]:
+        """Every usable trip, segment and reservation of one user (only `ids`, when given).
 
-        Reads the whole partition: only for the rare cases the index cannot answer (see RecoveryService).
+        Reads the user's trip tree (one Query, paged): for the cases the index cannot answer.
         """
-        return list(TravelRecord.query(user_pk(user_id), filter_condition=_is_travel_record()))
+        wanted = sorted(set(ids))
+        filter_condition = TravelRecord.id.is_in(*wanted) if wanted else None
+        pages = _query_pages(
+            user_pk(user_id),
+            range_key_condition=TravelRecord.sk.startswith(TRIP_TREE),
+            filter_condition=filter_condition,
+        )
+        return [r for items, _ in pages for r in read_records(items, where)]
 
-    def missing_for_user(
-        self, user_id: str, *, from_index: bool, limit: int | None = None, start_key: dict | None = None
+    def missing_page(
+        self, user_id: str, *, from_index: bool, where: str, limit: int | None = None, start_key: dict | None = None
     ) -> Page:
-        """The user's records without images.
+        """One page of the user's records without images (newest first from the index).
 
-        From the sparse index (newest first) when it is known complete: cost grows with the missing
-        records only. Otherwise from the user's partition, filtered: always right, and cost grows with
-        the user's records (never with the table). A record whose image arrived after the index was
-        last reconciled is dropped either way.
+        From the sparse index when it is known complete: cost grows with the missing records only. From
+        the user's partition otherwise: always right, and cost grows with the user's records (never with
+        the table). Index answers are checked: a copied item can carry another user's index attributes,
+        and ownership is the item's PK (DESIGN §2); a record whose image arrived since is dropped.
         """
+        pk = user_pk(user_id)
         if from_index:
-            result = TravelRecord.missing_images.query(
-                user_pk(user_id), scan_index_forward=False, limit=limit, last_evaluated_key=start_key
+            response = _query(
+                pk, index_name=MISSING_INDEX_NAME, scan_index_forward=False, limit=limit, start_key=start_key
             )
         else:
-            result = TravelRecord.query(
-                user_pk(user_id),
-                filter_condition=_is_travel_record() & image_missing_condition(),
+            response = _query(
+                pk,
+                range_key_condition=TravelRecord.sk.startswith(TRIP_TREE),
+                filter_condition=image_missing_condition(),
                 limit=limit,
-                last_evaluated_key=start_key,
+                start_key=start_key,
             )
-        records = [r for r in result if r.image_missing]
-        return Page(records, result.last_evaluated_key)
+        records = [r for r in read_records(response.get("Items", []), where) if r.pk == pk and r.image_missing]
+        return Page(records, response.get("LastEvaluatedKey"))
 
-    def get(self, pk: str, sk: str) -> TravelRecord | None:
-        """One travel record; None if absent or if the key holds another kind of item.
+    def missing_after(
+        self, user_id: str, *, where: str, after: tuple[str, str] | None, limit: int
+    ) -> tuple[list[TravelRecord], bool]:
+        """Up to `limit` of the user's missing records that come after position `after` (sort value, SK) in
+        newest-first order, read from the sparse index; and whether more may follow."""
+        pk = user_pk(user_id)
+        start_key = None
+        if after is not None:
+            sort, sk = after
+            start_key = {
+                "imageMissingOwner": {"S": pk},
+                "imageMissingSort": {"S": sort},
+                "PK": {"S": pk},
+                "SK": {"S": sk},
+            }
+        found: list[TravelRecord] = []
+        while True:
+            page = self.missing_page(user_id, from_index=True, where=where, limit=limit + 1, start_key=start_key)
+            found.extend(page.records)
+            if len(found) > limit:
+                return found[:limit], True
+            if page.next_key is None:
+                return found, False
+            start_key = page.next_key
 
-        A Query on the exact key with a filter, not GetItem: the filter runs in DynamoDB, so an item of
-        an unknown entityType never reaches the model's discriminator (which would raise on it).
+    def count_missing(self, user_id: str) -> int:
+        """How many of the user's records the sparse index holds (their own items only, not copies)."""
+        pk = user_pk(user_id)
+        total, start_key = 0, None
+        while True:
+            response = _query(
+                pk,
+                index_name=MISSING_INDEX_NAME,
+                filter_condition=TravelRecord.pk == pk,
+                select="COUNT",
+                start_key=start_key,
+            )
+            total += int(response.get("Count", 0))
+            start_key = response.get("LastEvaluatedKey")
+            if start_key is None:
+                return total
+
+    def get(self, pk: str, sk: str, *, where: str) -> TravelRecord | None:
+        """One travel record; None if absent, malformed (reported) or another kind of item.
+
+        A consistent Query on the exact key rather than GetItem, as every read of the travel table is a
+        Query, a Scan or a BatchGetItem (the functions' IAM grants no GetItem there).
         """
-        matches = TravelRecord.query(
-            pk, TravelRecord.sk == sk, filter_condition=_is_travel_record(), consistent_read=True
-        )
-        return next(iter(matches), None)
+        response = _query(pk, range_key_condition=TravelRecord.sk == sk, consistent_read=True)
+        items = response.get("Items", [])
+        return read_record(items[0], where) if items else None
 
-    def get_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], TravelRecord]:
+    def get_many(self, keys: Iterable[tuple[str, str]], *, where: str) -> dict[tuple[str, str], TravelRecord]:
+        """Records by key, in BatchGetItem calls of up to 100 keys; absent and malformed ones are left out."""
         unique = list(dict.fromkeys(keys))
-        if not unique:
-            return {}
-        return {(r.pk, r.sk): r for r in TravelRecord.batch_get(unique)}
+        table = TravelRecord.Meta.table_name
+        found: dict[tuple[str, str], TravelRecord] = {}
+        for start in range(0, len(unique), _BATCH_GET_LIMIT):
+            pending: Any = [{"PK": {"S": pk}, "SK": {"S": sk}} for pk, sk in unique[start : start + _BATCH_GET_LIMIT]]
+            for retry in count():
+                response = aws.client("dynamodb").batch_get_item(RequestItems={table: {"Keys": pending}})
+                items = response.get("Responses", {}).get(table, [])
+                found.update({(r.pk, r.sk): r for r in read_records(items, where)})
+                pending = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys")
+                if not pending:
+                    break
+                time.sleep(min(0.05 * 2**retry, 1.0))  # DynamoDB returns keys unprocessed when throttled
+        return found
 
-    def scan_queueable(self, segment: int, total_segments: int, *, stale_before: str) -> Iterator[TravelRecord]:
-        """Records missing an image that nobody is working on (or that are stuck), from one segment of a
-        parallel scan of the sparse index: it holds only records missing images, so this reads no others."""
-        condition = image_missing_condition() & _queueable(stale_before)
-        return TravelRecord.missing_images.scan(condition, segment=segment, total_segments=total_segments)
+    def scan_missing(self, segment: int, total_segments: int, *, where: str) -> Iterator[TravelRecord]:
+        """Every record that one segment of a parallel scan of the sparse index holds (missing images only).
 
+        Permanently failed records are left out by the scan's filter; the caller decides about the rest.
+        """
+        failed_for_good = (TravelRecord.image_status == ImageStatus.FAILED.value) & ~TravelRecord.image_error.is_in(
+            *TRANSIENT_REASONS
+        )
+        condition = image_missing_condition() & ~failed_for_good
+        connection = TravelRecord._get_connection()
+        start_key = None
+        while True:
+            response = connection.scan(
+                filter_condition=condition,
+                segment=segment,
+                total_segments=total_segments,
+                exclusive_start_key=start_key,
+                index_name=MISSING_INDEX_NAME,
+            )
+            yield from read_records(response.get("Items", []), where)
+            start_key = response.get("LastEvaluatedKey")
+            if start_key is None:
+                return
+
+    # ------------------------------------------------------------------ writes
     def mark_queued(
         self, record: TravelRecord, *, job_id: str, batch_id: str, style_id: str, stale_before: str | None = None
     ) -> bool:
+        """Give the record to a new job, if it is still in the state it was read in and nobody works on it
+        (or, with `stale_before`, whoever did has been stuck since before then)."""
         now = utc_now()
         owner, sort = missing_index_values(record.pk, record.sk, record.created_at)
         actions = [
@@ -168,12 +276,13 @@ class RecordRepository:
             TravelRecord.image_error.remove(),
             TravelRecord.image_error_detail.remove(),
         ]
-        return conditional_update(record, actions, image_missing_condition() & _queueable(stale_before))
+        condition = image_missing_condition() & _queueable(stale_before) & _unchanged_since_read(record)
+        return update_existing(record, actions, condition)
 
     def mark_generating(self, record: TravelRecord, job_id: str) -> bool:
         """queued (or failed after its retries ran out, when the job is redriven) -> generating; counts an attempt.
 
-        The condition pins the status that was read, so the caller knows which batch counter to move.
+        The condition pins the status that was read, so the caller knows which state it moved from.
         """
         actions = [
             TravelRecord.image_status.set(ImageStatus.GENERATING.value),
@@ -185,13 +294,13 @@ class RecordRepository:
         condition = (
             _owned_by_job(job_id) & (TravelRecord.image_status == record.image_status) & image_missing_condition()
         )
-        return conditional_update(record, actions, condition)
+        return update_existing(record, actions, condition)
 
     def note_attempt(self, record: TravelRecord, job_id: str) -> bool:
         """A further delivery of a job that is already generating: count it and show it is alive."""
         actions = [TravelRecord.image_attempts.add(1), TravelRecord.image_updated_at.set(utc_now())]
         condition = _owned_by_job(job_id) & (TravelRecord.image_status == ImageStatus.GENERATING.value)
-        return conditional_update(record, actions, condition)
+        return update_existing(record, actions, condition)
 
     def note_retry(self, record: TravelRecord, job_id: str, *, reason: str, detail: str = "") -> bool:
         """Record why the current attempt failed; the job stays generating and will be retried."""
@@ -201,7 +310,7 @@ class RecordRepository:
             TravelRecord.image_updated_at.set(utc_now()),
         ]
         condition = _owned_by_job(job_id) & (TravelRecord.image_status == ImageStatus.GENERATING.value)
-        return conditional_update(record, actions, condition)
+        return update_existing(record, actions, condition)
 
     def mark_ready(self, record: TravelRecord, job_id: str, *, image_url: str, image_key: str) -> bool:
         """Write the image back, unless an image was set meanwhile or another job took the record."""
@@ -216,14 +325,62 @@ class RecordRepository:
             TravelRecord.image_error_detail.remove(),
         ]
         condition = _owned_by_job(job_id) & image_missing_condition()
-        return conditional_update(record, actions, condition)
+        return update_existing(record, actions, condition)
 
     def mark_failed(self, record: TravelRecord, job_id: str, *, reason: str, detail: str = "") -> bool:
         actions = [
             TravelRecord.image_status.set(ImageStatus.FAILED.value),
             TravelRecord.image_error.set(reason),
             _error_detail(detail),
+            TravelRecord.image_failures.add(1),
             TravelRecord.image_updated_at.set(utc_now()),
         ]
         condition = _owned_by_job(job_id) & image_missing_condition() & TravelRecord.image_status.is_in(*IN_FLIGHT)
-        return conditional_update(record, actions, condition)
+        return update_existing(record, actions, condition)
+
+    def settle_in_flight(self, record: TravelRecord, job_id: str) -> bool:
+        """The job's record got an image from another writer: its stale queued/generating state becomes ready."""
+        actions = [
+            TravelRecord.image_status.set(ImageStatus.READY.value),
+            TravelRecord.image_updated_at.set(utc_now()),
+            TravelRecord.image_error.remove(),
+            TravelRecord.image_error_detail.remove(),
+        ]
+        condition = _owned_by_job(job_id) & ~image_missing_condition() & TravelRecord.image_status.is_in(*IN_FLIGHT)
+        return update_existing(record, actions, condition)
+
+
+def _query(
+    hash_key: str,
+    *,
+    range_key_condition: Condition | None = None,
+    filter_condition: Condition | None = None,
+    index_name: str | None = None,
+    scan_index_forward: bool | None = None,
+    limit: int | None = None,
+    start_key: dict | None = None,
+    consistent_read: bool = False,
+    select: str | None = None,
+) -> dict:
+    """One raw Query response (DynamoDB JSON items): parsed by image_recovery.records, not by the model."""
+    return TravelRecord._get_connection().query(
+        hash_key,
+        range_key_condition=range_key_condition,
+        filter_condition=filter_condition,
+        index_name=index_name,
+        scan_index_forward=scan_index_forward,
+        limit=limit,
+        exclusive_start_key=start_key,
+        consistent_read=consistent_read,
+        select=select,
+    )
+
+
+def _query_pages(hash_key: str, **kwargs: Any) -> Iterator[tuple[list[dict], dict | None]]:
+    start_key = None
+    while True:
+        response = _query(hash_key, start_key=start_key, **kwargs)
+        start_key = response.get("LastEvaluatedKey")
+        yield response.get("Items", []), start_key
+        if start_key is None:
+            return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from typing import Any
 
@@ -11,21 +10,20 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from image_recovery.batches import BatchRepository
 from image_recovery.index_state import IndexState
-from image_recovery.indexing import IndexChange, image_missing, reconcile
-from image_recovery.models import IN_FLIGHT, TravelRecord
+from image_recovery.indexing import reconcile
+from image_recovery.models import TravelRecord
 from image_recovery.observability import logger, metrics
 from image_recovery.queueing import Queuer
 from image_recovery.styles import StyleCatalog
 
-STREAM_OWNER = "system:new-records"
+# No `sub` holds "#" (the API refuses such tokens), so no user can ever read the service's own batches.
+STREAM_OWNER = "#new-records"
 
 
 class StreamIndexer:
     def __init__(
         self,
-        batches: BatchRepository,
         styles: StyleCatalog,
         queuer: Queuer,
         index: IndexState,
@@ -33,7 +31,6 @@ class StreamIndexer:
         queue_new_records: bool,
     ) -> None:
         self._index = index
-        self._batches = batches
         self._styles = styles
         self._queuer = queuer
         self._queue_new_records = queue_new_records
@@ -55,25 +52,19 @@ class StreamIndexer:
         return response
 
     def _record(self, record: DynamoDBRecord) -> None:
-        new_image = record.dynamodb.new_image if record.dynamodb else None
+        new_image = (record.raw_event.get("dynamodb") or {}).get("NewImage")
         if not new_image:  # a deletion: nothing left to index
             return
-        change = reconcile(new_image)
-        self._changes[change] += 1
+        reconciled = reconcile(new_image, "stream")
+        self._changes[reconciled.change] += 1
+        found = reconciled.record
         is_new_record = record.event_name and record.event_name.name == "INSERT"
-        if (
-            self._queue_new_records
-            and is_new_record
-            and change != IndexChange.NOT_A_RECORD
-            and image_missing(new_image)
-            and new_image.get("imageStatus") not in IN_FLIGHT
-        ):
-            self._new.append(TravelRecord.from_raw_data(record.raw_event["dynamodb"]["NewImage"]))
+        if self._queue_new_records and is_new_record and found is not None and found.image_missing:
+            self._new.append(found)
 
     def _queue(self, records: list[TravelRecord]) -> None:
-        """New records without an image get a job at once instead of waiting for the sweep."""
+        """New records without an image get a job at once instead of waiting for the sweep. The record may
+        be gone by now (inserted and deleted in one stream batch): queueing never re-creates it."""
         style = self._styles.default()
-        batch_id = f"new-{uuid.uuid4()}"
-        self._batches.create(batch_id, owner=STREAM_OWNER, style_id=style.id)
-        outcomes = Counter(o.outcome for o in self._queuer.queue(records, batch_id=batch_id, style_id=style.id))
-        metrics.add_metric(name="JobsQueued", unit=MetricUnit.Count, value=outcomes["queued"])
+        batch_id = self._queuer.open_batch(STREAM_OWNER, style.id, prefix="new-")
+        list(self._queuer.queue(records, batch_id=batch_id, style_id=style.id, named=False))

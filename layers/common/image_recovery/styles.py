@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from image_recovery.errors import BadRequestError
-from image_recovery.models import PromptStyleRecord
+from image_recovery.models import PromptStyleRecord, is_valid_id
+from image_recovery.records import MalformedItem, RawItem, report_malformed, wrong_types
 
 STYLE_PK = "STYLE"
 
@@ -53,12 +54,28 @@ BUILT_IN_STYLES: tuple[PromptStyle, ...] = (
 )
 
 
-def _from_record(row: PromptStyleRecord) -> PromptStyle:
+MAX_TEMPLATE_CHARS = 2000
+
+
+def parse_style(raw: RawItem) -> PromptStyle:
+    """A style row (DynamoDB JSON) as a PromptStyle; MalformedItem when it cannot serve as one.
+
+    A usable row has an id the API can name that matches its SK, a name, a non-empty promptTemplate, and
+    isDefault as a boolean when present (DESIGN §2): a row with odd types is skipped, never guessed at.
+    """
+    wrong = wrong_types(PromptStyleRecord, raw)
+    if wrong:
+        raise MalformedItem(f"wrong attribute types: {', '.join(sorted(wrong))}")
+    row = PromptStyleRecord.from_raw_data(dict(raw))
+    if not is_valid_id(row.id) or row.sk != f"{STYLE_PK}#{row.id}":
+        raise MalformedItem("id is missing, not a usable id, or differs from the id in SK")
+    if not row.name or not row.prompt_template or not row.prompt_template.strip():
+        raise MalformedItem("name or promptTemplate is missing")
     return PromptStyle(
         id=row.id,
         name=row.name,
         description=row.description or "",
-        prompt_template=row.prompt_template,
+        prompt_template=row.prompt_template[:MAX_TEMPLATE_CHARS],
         negative_prompt=row.negative_prompt or _NEGATIVE,
         is_default=bool(row.is_default),
     )
@@ -78,8 +95,14 @@ class StyleCatalog:
         self._styles: list[PromptStyle] | None = None
 
     def all(self) -> list[PromptStyle]:
+        """The table's usable styles (malformed rows reported and skipped), or the built-in ones if none."""
         if self._styles is None:
-            rows = [_from_record(r) for r in PromptStyleRecord.query(STYLE_PK)]
+            rows = []
+            for raw in _style_rows():
+                try:
+                    rows.append(parse_style(raw))
+                except MalformedItem as malformed:
+                    report_malformed("styles", raw, malformed.problem)
             self._styles = with_single_default(rows) if rows else list(BUILT_IN_STYLES)
         return self._styles
 
@@ -98,3 +121,15 @@ class StyleCatalog:
     def resolve_or_default(self, style_id: str) -> PromptStyle:
         """For jobs already queued: a style deleted since falls back to the default instead of failing."""
         return next((s for s in self.all() if s.id == style_id), None) or self.default()
+
+
+def _style_rows() -> list[RawItem]:
+    """Every row under the style partition, raw (a style with odd types must not stop the others)."""
+    connection = PromptStyleRecord._get_connection()
+    rows, start_key = [], None
+    while True:
+        response = connection.query(STYLE_PK, exclusive_start_key=start_key)
+        rows.extend(response.get("Items", []))
+        start_key = response.get("LastEvaluatedKey")
+        if start_key is None:
+            return rows

@@ -3,25 +3,66 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import IntEnum
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from image_recovery.batches import BatchRepository
 from image_recovery.index_state import IndexState
-from image_recovery.indexing import IndexChange, plain, reconcile, scan_segment
-from image_recovery.models import TravelRecord
+from image_recovery.indexing import reconcile, scan_segment
+from image_recovery.models import IN_FLIGHT, ImageStatus, TravelRecord
 from image_recovery.observability import logger, metrics
-from image_recovery.queueing import Queuer, is_stuck, skip_reason
+from image_recovery.queueing import Queuer, failed_for_good, is_stuck
 from image_recovery.repository import RecordRepository, iso_utc, utc_now
 from image_recovery.styles import StyleCatalog
 
-SWEEP_OWNER = "system:sweep"
+# No `sub` holds "#" (the API refuses such tokens), so no user can ever read the service's own batches.
+SWEEP_OWNER = "#sweep"
+WHERE = "sweep"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How the sweep treats records whose jobs failed for a transient reason (DESIGN §4): queued again at
+    most `limit` times, the n-th time no sooner than `delay` × 2^(n-1) after the failure."""
+
+    limit: int
+    delay: timedelta
+
+    def due(self, record: TravelRecord, now: datetime) -> bool:
+        failures = max(int(record.image_failures or 0), 1)
+        if failures > self.limit:
+            return False
+        if record.image_updated_at is None:
+            return True
+        return record.image_updated_at <= iso_utc(now - self.delay * 2 ** (failures - 1))
+
+
+class Tier(IntEnum):
+    """The order in which the per-run cap is given out: records never tried come first (DESIGN §4)."""
+
+    NEVER_TRIED = 0
+    STUCK = 1
+    RETRY = 2
+
+
+def sweep_tier(record: TravelRecord, stale_before: str, now: datetime, retries: RetryPolicy) -> Tier | None:
+    """Which tier the sweep queues a record in, or None if the sweep leaves it alone."""
+    if not record.image_missing:
+        return None
+    if is_stuck(record, stale_before):
+        return Tier.STUCK
+    if record.image_status in IN_FLIGHT:
+        return None
+    if record.image_status == ImageStatus.FAILED:
+        if failed_for_good(record) or not retries.due(record, now):
+            return None
+        return Tier.RETRY
+    return Tier.NEVER_TRIED
 
 
 class SweepIncomplete(Exception):
@@ -50,7 +91,6 @@ class Sweeper:
     def __init__(
         self,
         records: RecordRepository,
-        batches: BatchRepository,
         styles: StyleCatalog,
         queuer: Queuer,
         index: IndexState,
@@ -59,9 +99,9 @@ class Sweeper:
         max_jobs: int,
         segments: int,
         stuck_after: timedelta,
+        retries: RetryPolicy,
     ) -> None:
         self._records = records
-        self._batches = batches
         self._styles = styles
         self._queuer = queuer
         self._index = index
@@ -69,66 +109,74 @@ class Sweeper:
         self._max_jobs = max_jobs
         self._segments = segments
         self._stuck_after = stuck_after
+        self._retries = retries
 
     def run(self, time_is_up: Callable[[], bool] = lambda: False) -> SweepReport:
         """`time_is_up` says when to stop scanning and queue what was found (the Lambda's time is running out)."""
-        stale_before = iso_utc(datetime.now(UTC) - self._stuck_after)
-        candidates, capped, failed_segments = self._find(stale_before, time_is_up)
+        now = datetime.now(UTC)
+        stale_before = iso_utc(now - self._stuck_after)
+        candidates, capped, failed_segments = self._find(stale_before, now, time_is_up)
         style = self._styles.default()
-        batch_id = f"sweep-{uuid.uuid4()}"
-        self._batches.create(batch_id, owner=SWEEP_OWNER, style_id=style.id)
+        batch_id = self._queuer.open_batch(SWEEP_OWNER, style.id, prefix="sweep-")
         stuck = sum(is_stuck(record, stale_before) for record in candidates)  # before queueing changes them
-        outcomes = self._queuer.queue(candidates, batch_id=batch_id, style_id=style.id, stale_before=stale_before)
+        outcomes = self._queuer.queue(
+            candidates, batch_id=batch_id, style_id=style.id, stale_before=stale_before, named=False
+        )
         counts = Counter(o.outcome for o in outcomes)
         report = SweepReport(
             batch_id, len(candidates), stuck, counts["queued"], counts["skipped"], counts["failed"], capped
         )
         metrics.add_metric(name="SweepMissingFound", unit=MetricUnit.Count, value=report.found)
-        metrics.add_metric(name="JobsQueued", unit=MetricUnit.Count, value=report.queued)
         logger.info("sweep finished", extra=report.as_dict())
         if failed_segments:
             metrics.add_metric(name="SweepSegmentsFailed", unit=MetricUnit.Count, value=len(failed_segments))
             raise SweepIncomplete(f"segments {failed_segments} of {self._segments} could not be scanned; {report}")
         return report
 
-    def _find(self, stale_before: str, time_is_up: Callable[[], bool]) -> tuple[list[TravelRecord], bool, list[int]]:
-        """Scan all segments in parallel, up to the per-run cap.
+    def _find(
+        self, stale_before: str, now: datetime, time_is_up: Callable[[], bool]
+    ) -> tuple[list[TravelRecord], bool, list[int]]:
+        """Scan all segments in parallel and pick up to the per-run cap, never-tried records first.
 
-        With a complete sparse index, only the index (missing records only) is scanned and each segment
-        stops at the cap. Without one, the whole table is scanned, as DESIGN's sweep does: every record
-        has its index attributes repaired on the way, the cap limits only what is queued, and a scan
-        that reached the end completes the index if the stream was live when it began. A scan cut short
-        by the clock still queues what it found; the repair scan (resumable) covers tables that large.
-        A segment that fails (an AWS fault the SDK's retries did not absorb) is returned by number; the
-        others' candidates are still queued.
+        With a complete sparse index, only the index (missing records only) is scanned, and the scan stops
+        once the cap is filled with never-tried records. Without one, the whole table is scanned, as
+        DESIGN's sweep does: every record has its index attributes repaired on the way, and a scan that
+        reached the end completes the index if the stream was live when it began. A scan cut short by the
+        clock still queues what it found; the repair scan (resumable) covers tables that large. A segment
+        that fails (an AWS fault the SDK's retries did not absorb) is returned by number; the others'
+        candidates are still queued. Malformed items are reported and skipped.
         """
-        found: list[TravelRecord] = []
+        tiers: dict[Tier, list[TravelRecord]] = {tier: [] for tier in Tier}
         lock = threading.Lock()
-        full = threading.Event()
+        full = threading.Event()  # the cap is filled with never-tried records: nothing can displace them
+        overflow = threading.Event()  # some tier held more than fits
         cut_short = threading.Event()
 
         def take(record: TravelRecord) -> bool:
-            """Keep a candidate while there is room; False once the cap is reached."""
-            with lock:
-                if len(found) >= self._max_jobs:
-                    full.set()
-                    return False
-                found.append(record)
+            """Keep a candidate while its tier has room; False once never-tried records fill the cap."""
+            tier = sweep_tier(record, stale_before, now, self._retries)
+            if tier is None:
                 return True
+            with lock:
+                if len(tiers[tier]) >= self._max_jobs:
+                    overflow.set()
+                else:
+                    tiers[tier].append(record)
+                if len(tiers[Tier.NEVER_TRIED]) >= self._max_jobs:
+                    full.set()
+            return not full.is_set()
 
         def scan_index(segment: int) -> None:
-            for record in self._records.scan_queueable(segment, self._segments, stale_before=stale_before):
+            for record in self._records.scan_missing(segment, self._segments, where=WHERE):
                 if not take(record):
                     return
 
         def scan_table(segment: int) -> None:
             for items, next_key in scan_segment(self._travel_table, segment, self._segments):
                 for raw in items:
-                    if reconcile(plain(raw)) is IndexChange.NOT_A_RECORD:
-                        continue
-                    record = TravelRecord.from_raw_data(raw)
-                    if record.image_missing and skip_reason(record, stale_before) is None:
-                        take(record)
+                    found = reconcile(raw, WHERE).record
+                    if found is not None:
+                        take(found)
                 if next_key and time_is_up():
                     cut_short.set()
                     return
@@ -152,4 +200,6 @@ class Sweeper:
             logger.warning("full sweep did not reach the end of every segment", extra={"failed_segments": failed})
         elif not complete and self._index.mark_complete(started):
             logger.info("full sweep finished after the stream went live: the sparse index is complete")
-        return found, full.is_set(), sorted(failed)
+        ranked = [record for tier in Tier for record in tiers[tier]]
+        capped = full.is_set() or overflow.is_set() or len(ranked) > self._max_jobs
+        return ranked[: self._max_jobs], capped, sorted(failed)

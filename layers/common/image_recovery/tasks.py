@@ -17,7 +17,7 @@ from pydantic.alias_generators import to_camel
 
 from image_recovery.batches import BatchRepository
 from image_recovery.index_state import IndexState
-from image_recovery.indexing import IndexChange, plain, reconcile, scan_segment
+from image_recovery.indexing import IndexChange, reconcile, scan_segment
 from image_recovery.models import is_failed
 from image_recovery.observability import logger
 from image_recovery.queueing import Queuer, chunked
@@ -108,11 +108,13 @@ class TaskRunner:
     def _queue_missing(self, task: QueueMissingTask, time_is_up: Callable[[], bool]) -> dict:
         key, queued = task.start_key, 0
         while True:
-            page = self._records.missing_for_user(
-                task.user_id, from_index=task.from_index, limit=QUEUE_PAGE_SIZE, start_key=key
+            page = self._records.missing_page(
+                task.user_id, from_index=task.from_index, where="queueing", limit=QUEUE_PAGE_SIZE, start_key=key
             )
             candidates = page.records if task.selection == "all" else [r for r in page.records if is_failed(r)]
-            outcomes = self._queuer.queue(candidates, batch_id=task.batch_id, style_id=task.style_id)
+            outcomes = self._queuer.queue(
+                candidates, batch_id=task.batch_id, style_id=task.style_id, named=task.selection == "failed"
+            )
             queued += sum(o.outcome == "queued" for o in outcomes)
             key = page.next_key
             if key is None:
@@ -130,7 +132,7 @@ class TaskRunner:
         )
         for items, next_key in pages:
             for item in items:
-                changes[reconcile(plain(item))] += 1
+                changes[reconcile(item, "repair").change] += 1
             if next_key and time_is_up():
                 self._tasks.send(task.model_copy(update={"start_key": next_key}))
                 done = False

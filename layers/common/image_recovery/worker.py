@@ -1,4 +1,10 @@
-"""One image job, start to finish: claim the record, build the prompt, generate, store, write back."""
+"""One image job, start to finish: claim the record, build the prompt, generate, store, write back.
+
+Every way a job ends moves it in its batch exactly once (image_recovery.batches): succeeded when an
+image is on the record (ours, or another writer's that arrived meanwhile), failed when the record was
+deleted, refused the prompt, or ran out of retries. A job whose record was given to another job has
+already been ended by whoever took it, so moving it again is a harmless no-op.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,10 @@ from time import perf_counter
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from image_recovery.batches import BatchRepository
+from image_recovery.batches import BatchRepository, JobState
 from image_recovery.errors import RETRIES_EXHAUSTED_REASONS, GenerationError, TransientGenerationError
 from image_recovery.jobs import ImageJob
-from image_recovery.models import ImageStatus, Reservation, Segment, TravelRecord, Trip, user_pk
+from image_recovery.models import ImageStatus, Reservation, Segment, TravelRecord, Trip
 from image_recovery.observability import METRICS_NAMESPACE, logger, metrics
 from image_recovery.prompts import build_prompt
 from image_recovery.providers import ImageProvider, ImageRequest
@@ -22,6 +28,7 @@ from image_recovery.styles import StyleCatalog
 # S3's LastModified and the worker's clock may disagree by a little; an image of a job this one took the
 # record from was stored at least StuckJobMinutes (>= 20) before, so a minute of slack loses nothing.
 CLOCK_SLACK = timedelta(minutes=1)
+WHERE = "worker"
 
 
 class RetryableJobError(Exception):
@@ -66,20 +73,18 @@ class ImageWorker:
         the record is marked failed first, and the message goes on to the dead-letter queue, from where
         a redrive may run it again.
         """
-        record = self._records.get(job.pk, job.sk)
-        if record is None or record.id != job.record_id or record.kind != job.entity_type:
-            logger.warning("job's record no longer exists", extra={"sk": job.sk})
-            self._store.delete(image_key(job))  # whatever an earlier delivery of this job stored
-            self._batches.finished(job.batch_id, succeeded=False, was_generating=False)
-            return JobResult(job.job_id, "failed", "not_found")
-        if record.image_job_id != job.job_id:
-            self._discard_unless_referenced(job, record)
-            return JobResult(job.job_id, "skipped", "superseded")
+        record = self._records.get(job.pk, job.sk, where=WHERE)
+        if record is None or record.kind != job.entity_type or record.image_job_id != job.job_id:
+            return self._without_record(job, record)
+        if not record.image_missing or not _workable(record):
+            return self._already_over(job, record)
         earlier_deliveries = record.image_attempts or 0
         claimed_at = datetime.now(UTC)
         if not self._claim(job, record):
-            self._discard_unless_referenced(job, record)
-            return JobResult(job.job_id, "skipped", f"already_{record.image_status}")
+            current = self._records.get(job.pk, job.sk, where=WHERE)
+            if current is None or current.image_job_id != job.job_id:
+                return self._without_record(job, current)
+            return self._already_over(job, current)
 
         try:
             if earlier_deliveries:
@@ -105,19 +110,39 @@ class ImageWorker:
 
     def _claim(self, job: ImageJob, record: TravelRecord) -> bool:
         """Move the record to generating for this job, or confirm it already is (a retried delivery)."""
-        status = record.image_status
-        if status == ImageStatus.GENERATING:
-            return self._records.note_attempt(record, job.job_id)
-        redriven = status == ImageStatus.FAILED and record.image_error in RETRIES_EXHAUSTED_REASONS
-        if status != ImageStatus.QUEUED and not redriven:
-            return False  # ready, or failed for good: a duplicate delivery of a job that has ended
-        if not self._records.mark_generating(record, job.job_id) and not self._landed(job, ImageStatus.GENERATING):
-            return False
-        if redriven:
-            self._batches.restarted(job.batch_id)
+        if record.image_status == ImageStatus.GENERATING:
+            claimed = self._records.note_attempt(record, job.job_id)
         else:
-            self._batches.started(job.batch_id)
-        return True
+            claimed = self._records.mark_generating(record, job.job_id) or self._landed(job, ImageStatus.GENERATING)
+        if claimed:
+            self._batches.move(job.batch_id, job.job_id, JobState.GENERATING)
+        return claimed
+
+    def _without_record(self, job: ImageJob, record: TravelRecord | None) -> JobResult:
+        """The job's record is gone, or now belongs to another job: nothing this job stored can be used."""
+        if record is None:
+            logger.warning("job's record no longer exists", extra={"sk": job.sk})
+        self._discard_unless_referenced(job, record)
+        # A deleted record ends its job as failed (DESIGN §3). A record given to another job: whoever took it
+        # ended this job already, or the host deleted and wrote the record again; either way it is failed.
+        self._batches.move(job.batch_id, job.job_id, JobState.FAILED)
+        if record is None:
+            return JobResult(job.job_id, "failed", "not_found")
+        return JobResult(job.job_id, "skipped", "superseded")
+
+    def _already_over(self, job: ImageJob, record: TravelRecord) -> JobResult:
+        """The record is this job's but there is no work left: it has an image (ours, or another writer's that
+        arrived meanwhile, whose stale in-flight state is cleared), or it failed for good. Count it, once."""
+        if not record.image_missing:
+            if record.image_status in (ImageStatus.QUEUED, ImageStatus.GENERATING):
+                self._records.settle_in_flight(record, job.job_id)
+            self._discard_unless_referenced(job, record)
+            self._batches.move(job.batch_id, job.job_id, JobState.SUCCEEDED)
+            return JobResult(job.job_id, "skipped", "has_image")
+        # failed for good, or a state nobody can work from (another writer changed imageStatus): it ends failed
+        self._discard_unless_referenced(job, record)
+        self._batches.move(job.batch_id, job.job_id, JobState.FAILED)
+        return JobResult(job.job_id, "skipped", f"already_{record.image_status or 'missing'}")
 
     def _generate(self, job: ImageJob, record: TravelRecord) -> JobResult:
         trip, segment = self._parents(record)
@@ -142,35 +167,43 @@ class ImageWorker:
             url = self._store.put(key, image.data, image.content_type)
         except Exception as error:
             raise TransientGenerationError("storage_error", f"{type(error).__name__}: {error}") from error
-        written = self._records.mark_ready(record, job.job_id, image_url=url, image_key=key)
-        if not written and not self._landed(job, ImageStatus.READY, image_key=key):
-            # An image arrived meanwhile (another writer) or the record was re-queued: keep theirs.
-            self._store.delete(key)
-            self._batches.finished(job.batch_id, succeeded=True, was_generating=True)
-            return JobResult(job.job_id, "skipped", "image_set_meanwhile")
-        self._batches.finished(job.batch_id, succeeded=True, was_generating=True)
+        if not self._records.mark_ready(record, job.job_id, image_url=url, image_key=key) and not self._landed(
+            job, ImageStatus.READY, image_key=key
+        ):
+            # Deleted, given to another job, or another writer's image arrived meanwhile: keep theirs.
+            current = self._records.get(job.pk, job.sk, where=WHERE)
+            if current is None or current.image_job_id != job.job_id:
+                return self._without_record(job, current)
+            if current.image_missing:
+                raise TransientGenerationError("internal_error", "the write-back's condition failed; retrying")
+            return self._already_over(job, current)
+        self._batches.move(job.batch_id, job.job_id, JobState.SUCCEEDED)
         metrics.add_metric(name="ImagesGenerated", unit=MetricUnit.Count, value=1)
         logger.info("image stored", extra={"image_key": key, "model": image.model})
         return JobResult(job.job_id, "succeeded", image_key=key)
 
     def _fail(self, job: ImageJob, record: TravelRecord, reason: str, detail: str) -> JobResult:
         logger.warning("job failed", extra={"reason": reason, "detail": detail})
-        if self._records.mark_failed(record, job.job_id, reason=reason, detail=detail) or self._landed(
-            job, ImageStatus.FAILED, image_error=reason
-        ):
-            self._store.delete(image_key(job))  # stored before a later step failed: nothing points at it
-            self._batches.finished(job.batch_id, succeeded=False, was_generating=True)
         with single_metric(
             name="GenerationFailures", unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE
         ) as failure:
             failure.add_dimension(name="reason", value=reason)
-        return JobResult(job.job_id, "failed", reason)
+        if self._records.mark_failed(record, job.job_id, reason=reason, detail=detail) or self._landed(
+            job, ImageStatus.FAILED, image_error=reason
+        ):
+            self._store.delete(image_key(job))  # stored before a later step failed: nothing points at it
+            self._batches.move(job.batch_id, job.job_id, JobState.FAILED)
+            return JobResult(job.job_id, "failed", reason)
+        current = self._records.get(job.pk, job.sk, where=WHERE)
+        if current is None or current.image_job_id != job.job_id:
+            return self._without_record(job, current)
+        return self._already_over(job, current)
 
     def _landed(self, job: ImageJob, status: ImageStatus, **expected: str) -> bool:
         """A conditional write of this job failed its condition: did an earlier attempt of that same write
         land? The SDK re-sends a request whose answer was lost, and the re-sent one then meets the state
         the first one made. Only this job writes its id with these values, so finding them proves it."""
-        current = self._records.get(job.pk, job.sk)
+        current = self._records.get(job.pk, job.sk, where=WHERE)
         return (
             current is not None
             and current.image_job_id == job.job_id
@@ -178,25 +211,33 @@ class ImageWorker:
             and all(getattr(current, name) == value for name, value in expected.items())
         )
 
-    def _discard_unless_referenced(self, job: ImageJob, record: TravelRecord) -> None:
+    def _discard_unless_referenced(self, job: ImageJob, record: TravelRecord | None) -> None:
         """A delivery that will not write back removes what an earlier delivery of its job stored,
         unless that is the record's image (the earlier delivery wrote back and then went unacknowledged)."""
         key = image_key(job)
-        if record.image_key != key:
+        if record is None or record.image_key != key:
             self._store.delete(key)
 
     def _parents(self, record: TravelRecord) -> tuple[Trip | None, Segment | None]:
         """The trip (and segment) above a record, read in one BatchGetItem, for the prompt's context."""
         if isinstance(record, Trip):
             return None, None
-        pk = user_pk(record.owner_id)
-        trip_key = (pk, Trip.sort_key(record.trip_id or ""))
+        path = record.key_path
+        trip_key = (record.pk, Trip.sort_key(path.trip_id))
         segment_key = (
-            (pk, Segment.sort_key(record.trip_id or "", record.segment_id or ""))
+            (record.pk, Segment.sort_key(path.trip_id, path.segment_id or ""))
             if isinstance(record, Reservation)
             else None
         )
-        found = self._records.get_many([k for k in (trip_key, segment_key) if k])
+        found = self._records.get_many([k for k in (trip_key, segment_key) if k], where=WHERE)
         trip = found.get(trip_key)
         segment = found.get(segment_key) if segment_key else None
         return (trip if isinstance(trip, Trip) else None), (segment if isinstance(segment, Segment) else None)
+
+
+def _workable(record: TravelRecord) -> bool:
+    """Queued, generating (a retried delivery), or failed after its retries ran out (a redriven dead letter)."""
+    status = record.image_status
+    return status in (ImageStatus.QUEUED, ImageStatus.GENERATING) or (
+        status == ImageStatus.FAILED and record.image_error in RETRIES_EXHAUSTED_REASONS
+    )

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from image_recovery.api.schemas import (
     MAX_BODY_BYTES,
@@ -23,9 +23,10 @@ from image_recovery.api.schemas import (
 )
 from image_recovery.errors import BadRequestError, NotFoundError
 from image_recovery.observability import logger
-from image_recovery.recovery import RecoveryService
+from image_recovery.recovery import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, RecoveryService
 
 _USER_ID_MAX = 128
+_CURSOR_MAX = 4096
 
 
 class Unauthorized(Exception):
@@ -79,10 +80,17 @@ class Api:
             return sub
 
         @resolver.get("/missing-images")
-        def list_missing() -> MissingImagesResponse:
-            view = service.missing_images(current_user())
+        def list_missing(
+            limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+            cursor: Annotated[str | None, Query(min_length=1, max_length=_CURSOR_MAX)] = None,
+        ) -> MissingImagesResponse:
+            page = service.missing_images(current_user(), limit=limit, cursor=cursor)
             return MissingImagesResponse(
-                count=view.count, trips=view.trips, segments=view.segments, reservations=view.reservations
+                count=page.count,
+                trips=page.trips,
+                segments=page.segments,
+                reservations=page.reservations,
+                nextCursor=page.next_cursor,
             )
 
         @resolver.post("/image-jobs", status_code=202)  # the OpenAPI document says 202 too
@@ -160,21 +168,26 @@ class Api:
 def _refusal(event: dict) -> tuple[int, str, str] | None:
     """(status, code, message) for a body refused before the resolver parses it, else None."""
     body = event.get("body") or ""
-    if len(body) > MAX_BODY_BYTES:  # a 10 MB body should not cost a 10 MB parse
-        return 413, "body_too_large", f"Request bodies are limited to {MAX_BODY_BYTES} bytes."
     if not body:
         return None
+    if event.get("isBase64Encoded"):
+        try:  # Powertools decodes base64 bodies as UTF-8 without catching the error: a 500 for other bytes
+            decoded = base64.b64decode(body, validate=True)
+            decoded.decode("utf-8")
+        except ValueError:  # binascii.Error and UnicodeDecodeError alike
+            return 400, "invalid_request", "The request body is not UTF-8 JSON."
+        size = len(decoded)
+    else:
+        size = len(body.encode("utf-8", "surrogatepass"))
+    if size > MAX_BODY_BYTES:
+        return 413, "body_too_large", f"Request bodies are limited to {MAX_BODY_BYTES} bytes."
     headers = event.get("headers") or {}
-    content_type = next((value for name, value in headers.items() if name.lower() == "content-type"), "").strip()
-    if content_type and not content_type.startswith(content_types.APPLICATION_JSON):
+    content_type = next((value for name, value in headers.items() if name.lower() == "content-type"), "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type and media_type != content_types.APPLICATION_JSON:
         # Bodies are JSON. Powertools' validation (whose JSON test this is) would parse form and multipart bodies,
         # and raise an unmapped error, so a 500, for any other type or a multipart body without a boundary.
         return 415, "unsupported_media_type", "Request bodies must be JSON (Content-Type: application/json)."
-    if event.get("isBase64Encoded"):
-        try:  # Powertools decodes base64 bodies as UTF-8 without catching the error: a 500 for other bytes
-            base64.b64decode(body, validate=True).decode("utf-8")
-        except ValueError:  # binascii.Error and UnicodeDecodeError alike
-            return 400, "invalid_request", "The request body is not UTF-8 JSON."
     return None
 
 

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
-MAX_BODY_BYTES = 64 * 1024
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+from image_recovery.models import MAX_ID_CHARS, is_valid_id
+
+MAX_BODY_BYTES = 64 * 1024  # of the decoded body
+# The id rule of image_recovery.models.is_valid_id, as far as a pattern can say it (for the OpenAPI document);
+# the validator adds the rest ("." and ".." are not ids).
+ID_PATTERN = rf"^[^#/\x00-\x1f\x7f-\x9f]{{1,{MAX_ID_CHARS}}}$"
+
+
+def _usable_id(value: str) -> str:
+    if not is_valid_id(value):
+        raise ValueError("not a usable id: 1-128 characters without '#', '/' or control characters, not '.' or '..'")
+    return value
 
 
 class _Schema(BaseModel):
@@ -15,8 +25,8 @@ class _Schema(BaseModel):
     model_config = ConfigDict(defer_build=True)
 
 
-RecordId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
-StyleId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+RecordId = Annotated[str, StringConstraints(pattern=ID_PATTERN), AfterValidator(_usable_id)]
+StyleId = RecordId
 BatchId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,64}$")]
 ImageStatusName = Literal["missing", "queued", "generating", "failed", "ready"]
 
@@ -29,8 +39,8 @@ class QueueRequest(_Schema):
     tripIds: list[RecordId] = Field(default_factory=list)
     segmentIds: list[RecordId] = Field(default_factory=list)
     reservationIds: list[RecordId] = Field(default_factory=list)
-    all: bool = False
-    retryFailed: bool = False
+    all: StrictBool = False  # JSON booleans only: {"all": "yes"} is a 400
+    retryFailed: StrictBool = False
     styleId: StyleId | None = None
 
     @model_validator(mode="after")
@@ -90,10 +100,11 @@ class MissingReservation(_Missing):
 
 
 class MissingImagesResponse(_Schema):
-    count: int
+    count: int  # all of the user's missing records, not only this page's
     trips: list[MissingTrip]
     segments: list[MissingSegment]
     reservations: list[MissingReservation]
+    nextCursor: str | None = None  # pass as ?cursor= for the next page; null on the last page
 
 
 class TypeSummary(_Schema):
