@@ -137,9 +137,23 @@
     if (focused) document.querySelector(`button[data-key="${CSS.escape(focused)}"]`)?.focus();
   }
 
+  // The listing pages (GET /missing-images?limit=&cursor=): follow nextCursor up to MAX_PAGES pages.
+  const PAGE_SIZE = 500;
+  const MAX_PAGES = 10;
+
+  async function loadListing() {
+    let page = await api("GET", `/missing-images?limit=${PAGE_SIZE}`);
+    const merged = { count: page.count, trips: [], segments: [], reservations: [] };
+    for (let pages = 1; ; pages += 1) {
+      for (const kind of KINDS) merged[kind.key].push(...(page[kind.key] || []));
+      if (!page.nextCursor || pages >= MAX_PAGES) return merged;
+      page = await api("GET", `/missing-images?limit=${PAGE_SIZE}&cursor=${encodeURIComponent(page.nextCursor)}`);
+    }
+  }
+
   async function refresh() {
     try {
-      listing = await api("GET", "/missing-images");
+      listing = await loadListing();
       render();
     } catch (error) {
       $("page-status").textContent = "The list could not be loaded.";

@@ -56,16 +56,16 @@ MAX_ID_CHARS = 128
 
 
 def is_valid_id(value: object) -> bool:
-    """An id the service can address: 1-128 characters, no `#` (key separator), no `/` (path separator),
-    no control characters, and not "." or ".." (which URLs treat as path steps). Record, style and user
-    ids follow the same rule, so anything listed can also be named in a request."""
+    """An id the service can address: 1-128 characters, no `#` (key separator), no `/` (path separator), no
+    control characters or lone surrogates, and not "." or ".." (which URLs treat as path steps). Record, style
+    and user ids follow the same rule, so anything listed can also be named in a request."""
     return (
         isinstance(value, str)
         and 0 < len(value) <= MAX_ID_CHARS
         and value not in (".", "..")
         and "#" not in value
         and "/" not in value
-        and not any(unicodedata.category(ch) == "Cc" for ch in value)
+        and not any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value)  # Cs: a lone surrogate
     )
 
 

@@ -68,30 +68,33 @@ def position(record: TravelRecord) -> Position:
     return (record.image_missing_sort or record.missing_sort), record.sk
 
 
-def encode_cursor(user_id: str, after: Position) -> str:
-    payload = {"v": _CURSOR_VERSION, "u": user_id, "s": after[0], "k": after[1]}
+def encode_cursor(user_id: str, after: Position, count: int) -> str:
+    payload = {"v": _CURSOR_VERSION, "u": user_id, "s": after[0], "k": after[1], "c": count}
     return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, user_id: str) -> Position:
-    """The position a cursor stands for; a 400 for anything that is not a cursor issued to this user."""
+def decode_cursor(cursor: str, user_id: str) -> tuple[Position, int]:
+    """The position a cursor stands for and the count of its listing; a 400 for anything that is not a
+    cursor issued to this user."""
     try:
         payload = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        sort, sk = payload["s"], payload["k"]
+        sort, sk, count = payload["s"], payload["k"], payload["c"]
         valid = (
             payload["v"] == _CURSOR_VERSION
             and payload["u"] == user_id
             and isinstance(sort, str)
             and isinstance(sk, str)
+            and type(count) is int
+            and count >= 0
             and sk.startswith(TRIP_TREE)
             and 0 < len(sort.encode()) <= _MAX_KEY_BYTES
             and 0 < len(sk.encode()) <= _MAX_KEY_BYTES
         )
-    except (ValueError, TypeError, KeyError, UnicodeError):
+    except (ValueError, TypeError, KeyError, UnicodeError, AttributeError):
         valid = False
     if not valid:
         raise BadRequestError("invalid_cursor", "The cursor is not one this API gave you; start without one.")
-    return sort, sk
+    return (sort, sk), count
 
 
 def parent_keys(records: Iterable[TravelRecord]) -> set[tuple[str, str]]:
@@ -170,7 +173,7 @@ def missing_images_page(
             break
         groups[type(record)].append(item)
         last = record
-    next_cursor = encode_cursor(user_id, position(last)) if more and last is not None else None
+    next_cursor = encode_cursor(user_id, position(last), count) if more and last is not None else None
     return MissingImages(count, groups[Trip], groups[Segment], groups[Reservation], next_cursor)
 
 
@@ -202,10 +205,12 @@ class RecoveryService:
         With a complete sparse index: the page's records and the count from the index, then only the parents
         the page must name. Otherwise one read of the user's trip tree holds all of them alike.
         """
-        after = decode_cursor(cursor, user_id) if cursor else None
+        after, counted = decode_cursor(cursor, user_id) if cursor else (None, None)
         if self._index.is_complete():
             page, more = self._records.missing_after(user_id, where=LISTING, after=after, limit=limit)
-            count = self._records.count_missing(user_id)
+            # One page that holds everything is its own count; a longer listing is counted once, on its first
+            # page, and the cursor carries that count on (a snapshot, like the pages themselves).
+            count = counted if counted is not None else self._records.count_missing(user_id) if more else len(page)
             present = {(r.pk, r.sk) for r in page}
             parents = list(self._records.get_many(parent_keys(page) - present, where=LISTING).values())
         else:
