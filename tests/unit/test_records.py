@@ -19,7 +19,14 @@ def raw(**attributes: object) -> dict:
     return {name: _serialize(value) for name, value in attributes.items()}
 
 
-TRIP = {"PK": "USER#u1", "SK": "TRIP#t1", "entityType": "TRIP", "id": "t1", "title": "Lisbon", "createdAt": "2026-01-01"}
+TRIP = {
+    "PK": "USER#u1",
+    "SK": "TRIP#t1",
+    "entityType": "TRIP",
+    "id": "t1",
+    "title": "Lisbon",
+    "createdAt": "2026-01-01",
+}
 SEGMENT = {"PK": "USER#u1", "SK": "TRIP#t1#SEGMENT#s1", "entityType": "SEGMENT", "id": "s1", "name": "Leg"}
 RESERVATION = {
     "PK": "USER#u1",

@@ -1,4 +1,4 @@
-"""Small rules with big consequences: retry delays, index keys and their time order, task messages, the stream filter."""
+"""Small rules with big consequences: retry delays, index keys in time order, task messages, the stream filter."""
 
 from __future__ import annotations
 
