@@ -207,9 +207,9 @@ def prepare(stack: LocalStack) -> str:
     # As deployed: the stream function is live (it notes that on its first batch), then a full scan
     # reconciles what was written before, which completes the index.
     index_state = importlib.import_module("image_recovery.index_state")
-    index_state.IndexState().note_stream_active()
+    index_state.IndexState(stack.physical("TravelTable")).note_stream_active()
     changed = index_existing_records(stack.physical("TravelTable"))
-    if not index_state.IndexState().is_complete():
+    if not index_state.IndexState(stack.physical("TravelTable")).is_complete():
         raise RuntimeError("the full scan did not complete the sparse index")
     return f"stream noted live; image_recovery.indexing.index_existing_records changed {changed:,} records"
 

@@ -342,7 +342,7 @@ def test_a_sweep_segment_that_fails_holds_back_only_its_own_records_until_the_re
     deliver_stream()
     if complete_index:
         index_existing_records(stack.physical("TravelTable"))
-    assert IndexState().is_complete() is complete_index
+    assert IndexState(stack.physical("TravelTable")).is_complete() is complete_index
     sweep = handler("sweep", SWEEP_SEGMENTS="4")
     fault = Fault("dynamodb", "Scan", error="ProvisionedThroughputExceededException", where=lambda p: p["Segment"] == 1)
     injector = FaultInjector([fault])

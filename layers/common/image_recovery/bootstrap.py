@@ -52,7 +52,7 @@ def api(settings: ApiSettings) -> Api:
         StyleCatalog(),
         _queuer(settings),
         TaskQueue(lambda: aws.client("sqs"), settings.task_queue_url),
-        IndexState(),
+        IndexState(settings.travel_table),
         max_ids_per_request=settings.max_ids_per_request,
     )
     return build_api(service)
@@ -66,7 +66,7 @@ def sweeper(settings: SweepSettings) -> Sweeper:
         RecordRepository(),
         StyleCatalog(),
         _queuer(settings),
-        IndexState(),
+        IndexState(settings.travel_table),
         travel_table=settings.travel_table,
         max_jobs=settings.sweep_max_jobs,
         segments=settings.sweep_segments,
@@ -86,7 +86,12 @@ def indexer(settings: IndexerSettings) -> StreamIndexer:
     from image_recovery.stream import StreamIndexer
 
     _bind(settings)
-    return StreamIndexer(StyleCatalog(), _queuer(settings), IndexState(), queue_new_records=settings.queue_new_records)
+    return StreamIndexer(
+        StyleCatalog(),
+        _queuer(settings),
+        IndexState(settings.travel_table),
+        queue_new_records=settings.queue_new_records,
+    )
 
 
 def tasks(settings: TasksSettings) -> TasksRuntime:
@@ -99,7 +104,7 @@ def tasks(settings: TasksSettings) -> TasksRuntime:
         BatchRepository(),
         _queuer(settings),
         TaskQueue(lambda: aws.client("sqs"), settings.task_queue_url),
-        IndexState(),
+        IndexState(settings.travel_table),
         travel_table=settings.travel_table,
         repair_segments=settings.repair_segments,
         repair_page_size=settings.repair_page_size,

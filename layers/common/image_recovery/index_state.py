@@ -1,26 +1,55 @@
 """When may the sparse index be trusted to hold every record that is missing its image?
 
-Only once the stream function has been live and a full scan that started after that moment has
-reconciled every record: from then on the stream sees every write. Until then (a fresh deployment onto
-an existing table, or any environment where nothing delivers the stream) listing, queueing and the
-sweep read the table itself, which is always right and costs more. The answer is remembered per
-container once it is yes, because it does not go back.
+Only when the table has the index at all (a host's table may not: DescribeTable says, checked on first
+use and again every few minutes), and once the stream function has been live and a full scan that started
+after that moment has reconciled every record: from then on the stream sees every write. Until then (a
+fresh deployment onto an existing table, a table without the index or without a stream) listing,
+queueing and the sweep read the table itself, which is always right and costs more.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 
-from image_recovery.models import ServiceState
+from image_recovery import aws
+from image_recovery.models import MISSING_INDEX_NAME, ServiceState
+from image_recovery.observability import logger
 from image_recovery.repository import conditional_update, utc_now
 
 INDEX_KEY = "service#index"
+INDEX_CHECK_SECONDS = 600  # how long a container trusts what DescribeTable said about the index
+
+
+def table_has_active_index(travel_table: str) -> bool:
+    """Whether the travel table has the MissingImages index, built and serving (not still backfilling)."""
+    try:
+        table = aws.client("dynamodb").describe_table(TableName=travel_table)["Table"]
+    except Exception:
+        logger.exception("could not describe the travel table; reading it without the index")
+        return False
+    return any(
+        index["IndexName"] == MISSING_INDEX_NAME
+        and index.get("IndexStatus") == "ACTIVE"
+        and not index.get("Backfilling")
+        for index in table.get("GlobalSecondaryIndexes", [])
+    )
 
 
 class IndexState:
-    def __init__(self) -> None:
+    def __init__(self, travel_table: str) -> None:
+        self._travel_table = travel_table
         self._complete = False
         self._stream_noted = False
+        self._has_index: bool | None = None
+        self._checked_at = 0.0
+
+    def has_index(self) -> bool:
+        """The table has the index now (asked again after INDEX_CHECK_SECONDS, so `make attach` is seen)."""
+        if self._has_index is None or time.monotonic() - self._checked_at > INDEX_CHECK_SECONDS:
+            self._has_index = table_has_active_index(self._travel_table)
+            self._checked_at = time.monotonic()
+        return self._has_index
 
     def note_stream_active(self) -> None:
         """Called by the stream function: from the first time on, every write reaches the index."""
@@ -33,6 +62,9 @@ class IndexState:
             self._stream_noted = True
 
     def is_complete(self) -> bool:
+        """The index exists and is known to hold every missing record (the latter, once true, stays true)."""
+        if not self.has_index():
+            return False
         if not self._complete:
             try:
                 state = ServiceState.get(INDEX_KEY, consistent_read=True)

@@ -115,5 +115,5 @@ def index_existing_records(table_name: str, total_segments: int = 1) -> int:
             changes += sum(
                 reconcile(item, "repair").change in (IndexChange.ADDED, IndexChange.REMOVED) for item in items
             )
-    IndexState().mark_complete(started)
+    IndexState(table_name).mark_complete(started)
     return changes
