@@ -3,6 +3,9 @@
 Limits per the Bedrock model parameter docs: Stability prompts up to 10,000 chars and seeds 0..4,294,967,294;
 Titan Image Generator text up to 512 chars and seeds 0..2,147,483,646; Nova Canvas text 1..1,024 chars
 and seeds 0..858,993,459; Titan/Nova cfgScale 1.1..10.
+
+How Bedrock's answers are classified (the record's fault, the deployment's, or a passing one):
+`classify_client_error`.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +24,8 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from image_recovery.errors import (
     ConfigurationError,
     ContentFilteredError,
+    GenerationError,
+    ModelUnavailableError,
     PermanentGenerationError,
     TransientGenerationError,
 )
@@ -99,7 +105,7 @@ class BedrockImageProvider:
             )
             raw = response["body"].read()
         except ClientError as exc:
-            raise _map_client_error(exc) from exc
+            raise classify_client_error(exc) from exc
         except (ReadTimeoutError, ConnectTimeoutError) as exc:
             raise TransientGenerationError("timeout", str(exc)) from exc
         except (BotoConnectionError, HTTPClientError) as exc:
@@ -164,20 +170,40 @@ class BedrockImageProvider:
         return data
 
 
-def _map_client_error(exc: ClientError) -> Exception:
+# ValidationException messages, as Bedrock words them (real ones, with their sources, are the table in
+# tests/unit/test_bedrock_provider.py). Only the content filter's refusal is the record's fault; a model id
+# the region does not serve, one that needs an inference profile, or a model that has ended is the
+# deployment's, and so is any other ValidationException (a request body the model rejects).
+_CONTENT_FILTERED = re.compile(r"blocked by our content filters", re.IGNORECASE)
+_MODEL_ID_REFUSED = re.compile(
+    r"model identifier is invalid|on-demand throughput|inference profile|end of its life|as legacy", re.IGNORECASE
+)
+
+
+def classify_client_error(exc: ClientError) -> GenerationError:
+    """What an InvokeModel error means for the job: content_filtered (the record's, for good), a
+    ModelUnavailableError (the deployment's: retried, alarmed, dead-lettered, redriven after the fix),
+    or a transient error (throttled, timeout, provider_error)."""
     error = exc.response.get("Error", {})
     code = error.get("Code", "")
-    detail = f"{code}: {error.get('Message', '')}"
+    message = error.get("Message", "")
+    detail = f"{code}: {message}"
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
     if code == "ValidationException":
-        # Bedrock reports a prompt refused by its content filter as a ValidationException.
-        return ContentFilteredError(detail)
+        if _CONTENT_FILTERED.search(message):
+            return ContentFilteredError(detail)
+        if _MODEL_ID_REFUSED.search(message):
+            return ModelUnavailableError("model_unavailable", detail)
+        return ModelUnavailableError("invalid_model_request", detail)
+    if code == "AccessDeniedException":
+        return ModelUnavailableError("model_access_denied", detail)
+    if code == "ResourceNotFoundException":
+        return ModelUnavailableError("model_unavailable", detail)
     if code == "ModelTimeoutException":
         return TransientGenerationError("timeout", detail)
     if code in _SERVER_ERRORS or status >= 500:
         return TransientGenerationError("provider_error", detail)
     if code in _THROTTLED or status == 429:
         return TransientGenerationError("throttled", detail)
-    # Access denied, unknown model, bad request: a configuration problem, not worth a retry. Its own reason,
-    # so that it is never mistaken for a transient provider_error whose retries ran out.
-    return PermanentGenerationError("provider_rejected", detail)
+    # A client error InvokeModel does not document: nothing says the record is at fault.
+    return ModelUnavailableError("invalid_model_request", detail)
