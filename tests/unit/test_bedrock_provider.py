@@ -4,6 +4,7 @@ import base64
 import io
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import boto3
 import pytest
@@ -23,7 +24,7 @@ from image_recovery.errors import (
     TransientGenerationError,
 )
 from image_recovery.providers import ImageRequest, build_provider
-from image_recovery.providers.bedrock import BedrockImageProvider
+from image_recovery.providers.bedrock import PROFILE_PREFIXES, TEXT_TO_IMAGE_MODELS, BedrockImageProvider
 
 STABILITY = "stability.stable-image-core-v1:1"
 NOVA = "amazon.nova-canvas-v1:0"
@@ -422,13 +423,67 @@ def test_network_errors_are_transient(exc: Exception, reason: str) -> None:
     assert info.value.reason == reason
 
 
+# ---------------------------------------------------------------- which models it takes (docs/bedrock-models.md)
+@pytest.mark.parametrize("prefix", ["", *sorted(f"{p}." for p in PROFILE_PREFIXES)])
+def test_text_to_image_models_are_accepted_as_foundation_models_or_through_a_profile(prefix: str) -> None:
+    for model_id in TEXT_TO_IMAGE_MODELS:
+        assert BedrockImageProvider(prefix + model_id, client=object)
+
+
 @pytest.mark.parametrize(
-    "model_id",
-    ["meta.llama3-8b-instruct-v1:0", "stability.stable-diffusion-xl-v1", "amazon.titan-text-express-v1", ""],
+    ("model_id", "why"),
+    [
+        # Stability's image services on Bedrock: editing, then upscaling (all served through the us. profile)
+        ("stability.stable-image-inpaint-v1:0", "image editing model"),
+        ("us.stability.stable-outpaint-v1:0", "image editing model"),
+        ("us.stability.stable-image-erase-object-v1:0", "image editing model"),
+        ("us.stability.stable-image-search-replace-v1:0", "image editing model"),
+        ("us.stability.stable-image-search-recolor-v1:0", "image editing model"),
+        ("us.stability.stable-image-remove-background-v1:0", "image editing model"),
+        ("us.stability.stable-image-control-sketch-v1:0", "image editing model"),
+        ("us.stability.stable-image-control-structure-v1:0", "image editing model"),
+        ("us.stability.stable-image-style-guide-v1:0", "image editing model"),
+        ("us.stability.stable-style-transfer-v1:0", "image editing model"),
+        ("us.stability.stable-creative-upscale-v1:0", "upscaling model"),
+        ("stability.stable-conservative-upscale-v1:0", "upscaling model"),
+        ("us.stability.stable-fast-upscale-v1:0", "upscaling model"),
+        ("amazon.nova-reel-v1:1", "video model"),
+        ("luma.ray-v2:0", "video model"),
+        ("stability.stable-diffusion-xl-v1", "Stable Diffusion XL"),
+        ("meta.llama3-8b-instruct-v1:0", "not a text-to-image model"),
+        ("amazon.titan-text-express-v1", "not a text-to-image model"),
+        ("stability.stable-image-core", "not a text-to-image model"),  # no version: matched exactly
+        ("xx.stability.stable-image-core-v1:1", "not a text-to-image model"),  # not a profile prefix
+        ("arn:aws:bedrock:us-west-2::foundation-model/stability.sd3-5-large-v1:0", "not a text-to-image model"),
+        ("", "not a text-to-image model"),
+    ],
 )
-def test_unknown_model_family_fails_at_construction(model_id: str) -> None:
-    with pytest.raises(ConfigurationError, match="unsupported Bedrock image model"):
+def test_other_models_are_refused_at_construction_saying_why(model_id: str, why: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
         BedrockImageProvider(model_id, client=object)
+    message = str(info.value)
+    assert why in message and repr(model_id) in message
+    assert "stability.stable-image-core-v1:1" in message  # and what to use instead
+    assert "amazon.nova-canvas-v1:0" not in message  # never an ended model
+
+
+def test_an_ended_model_is_accepted_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """Bedrock answers an ended model with ResourceNotFoundException: each record then shows
+    model_unavailable and the alarm fires. The cold start says so first."""
+    BedrockImageProvider(STABILITY, client=object)
+    assert caplog.records == []
+
+    BedrockImageProvider(f"us.{NOVA}", client=object)
+
+    (warning,) = caplog.records
+    assert warning.levelname == "WARNING" and "end of life" in warning.getMessage()
+    assert (warning.model_id, warning.ended) == (f"us.{NOVA}", "on 2026-09-30")
+
+
+def test_the_docs_list_every_model_the_code_takes() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "bedrock-models.md").read_text()
+    assert [m for m in TEXT_TO_IMAGE_MODELS if f"`{m}`" not in docs] == []
+    assert [p for p in PROFILE_PREFIXES if f"`{p}.`" not in docs] == []
 
 
 def test_build_provider_bedrock_makes_its_client_only_when_it_first_generates() -> None:
