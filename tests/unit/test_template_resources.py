@@ -156,14 +156,36 @@ def test_resolve_handles_ref_sub_and_pseudo_parameters(bare_stack: LocalStack) -
     assert bare_stack.resolve([{"Ref": "AWS::AccountId"}, "plain"]) == ["123456789012", "plain"]
 
 
+def test_resolve_handles_join_split_select_and_sub_with_variables(bare_stack: LocalStack) -> None:
+    padded = {"Fn::Split": [".", {"Fn::Sub": "${BedrockModelId}.x.x"}]}
+    base = {"Fn::Join": [".", [{"Fn::Select": [0, padded]}, {"Fn::Select": ["1", padded]}]]}
+
+    assert bare_stack.resolve(base) == parameter_default("BedrockModelId")
+    assert bare_stack.resolve({"Fn::Sub": ["${AWS::Region}:${Model}", {"Model": base}]}) == (
+        f"{REGION}:{parameter_default('BedrockModelId')}"
+    )
+
+
+@pytest.mark.parametrize(("model_id", "is_profile"), [("stability.sd3-5-large-v1:0", False), ("eu.a.b", True)])
+def test_resolve_chooses_by_the_templates_conditions_and_drops_no_value(model_id: str, is_profile: bool) -> None:
+    template = load_template()
+    template["Parameters"]["BedrockModelId"]["Default"] = model_id
+    stack = LocalStack(template, REGION, "unit")
+    chosen = {"Fn::If": ["IsInferenceProfile", "profile", {"Ref": "AWS::NoValue"}]}
+
+    assert stack.condition("IsInferenceProfile") is is_profile
+    assert stack.resolve(["always", chosen]) == (["always", "profile"] if is_profile else ["always"])
+    assert stack.resolve({"Key": chosen}) == ({"Key": "profile"} if is_profile else {})
+
+
 def test_resolve_rejects_unsupported_intrinsics(bare_stack: LocalStack) -> None:
-    with pytest.raises(NotImplementedError, match="Fn::If"):
-        bare_stack.resolve({"Fn::If": ["IsProd", "a", "b"]})
+    with pytest.raises(NotImplementedError, match="Fn::GetAZs"):
+        bare_stack.resolve({"Fn::GetAZs": ""})
 
 
 def test_resolve_rejects_unsupported_intrinsics_nested_in_values(bare_stack: LocalStack) -> None:
-    with pytest.raises(NotImplementedError, match="Fn::Join"):
-        bare_stack.resolve({"Variables": {"X": {"Fn::Join": ["-", ["a", "b"]]}}})
+    with pytest.raises(NotImplementedError, match="Fn::Base64"):
+        bare_stack.resolve({"Variables": {"X": {"Fn::Base64": "a"}}})
 
 
 def test_ref_to_a_parameter_without_default_is_an_error(bare_stack: LocalStack) -> None:
