@@ -27,10 +27,11 @@ CUSTOM_METRICS = (
     "ImagesGenerated",
     "GenerationLatency",
     "GenerationFailures",
+    "ModelUnavailable",
     "SweepMissingFound",
     "ColdStart",
 )
-ALARMS = ("DeadLetterQueueNotEmptyAlarm", "OldestJobAgeAlarm", "WorkerErrorRateAlarm")
+ALARMS = tuple(name for name, resource in RESOURCES.items() if resource["Type"] == "AWS::CloudWatch::Alarm")
 
 
 # ------------------------------------------------------------------ dashboard
@@ -180,7 +181,15 @@ def test_dashboard_has_a_how_to_read_it_line_and_the_alarms() -> None:
     alarms = [w["properties"]["alarms"] for w in WIDGETS if w["type"] == "alarm"]
 
     assert any("How to read this" in text for text in texts)
-    assert alarms == [[physical(f"{alarm}.Arn") for alarm in ALARMS]]
+    assert len(alarms) == 1
+    assert sorted(alarms[0]) == sorted(physical(f"{alarm}.Arn") for alarm in ALARMS)  # every alarm of the stack
+    assert set(ALARMS) >= {
+        "DeadLetterQueueNotEmptyAlarm",
+        "TaskDeadLetterQueueNotEmptyAlarm",
+        "OldestJobAgeAlarm",
+        "WorkerErrorRateAlarm",
+        "ModelUnavailableAlarm",
+    }
 
 
 # ------------------------------------------------------------------ alarms
@@ -221,6 +230,17 @@ def test_oldest_job_age_alarm_uses_the_parameter() -> None:
     assert (properties["Statistic"], properties["Period"]) == ("Maximum", 300)
     assert (properties["EvaluationPeriods"], properties["DatapointsToAlarm"]) == (1, 1)
     assert properties["ComparisonOperator"] == "GreaterThanThreshold"
+
+
+def test_model_unavailable_alarm_fires_on_the_first_job_the_model_refuses_in_five_minutes() -> None:
+    properties = RESOURCES["ModelUnavailableAlarm"]["Properties"]
+
+    # the metric exactly as the worker's Powertools metrics emit it: the namespace and the service dimension
+    assert (properties["Namespace"], properties["MetricName"]) == (NAMESPACE, "ModelUnavailable")
+    assert properties["Dimensions"] == [{"Name": "service", "Value": SERVICE}]
+    assert (properties["Statistic"], properties["Period"], properties["EvaluationPeriods"]) == ("Sum", 300, 1)
+    assert (properties["ComparisonOperator"], properties["Threshold"]) == ("GreaterThanThreshold", 0)
+    assert properties["TreatMissingData"] == "notBreaching"
 
 
 def test_worker_error_rate_alarm_is_errors_over_invocations_in_percent() -> None:
