@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import boto3
 import pytest
 
 from devtools.template_resources import LocalStack, load_template
+from image_recovery.providers.bedrock import PROFILE_PREFIXES, TEXT_TO_IMAGE_MODELS
 
 REGION = "us-east-1"
 TEMPLATE = load_template()
@@ -139,6 +141,26 @@ def test_every_route_uses_the_jwt_protected_api(route: str) -> None:
     assert properties.get("ApiId") == {"Ref": "HttpApi"}
     # and not opted out of the default authorizer
     assert properties.get("Auth", {}).get("Authorizer", "JwtAuthorizer") != "NONE"
+
+
+# ------------------------------------------------------------------ the Bedrock model
+def test_the_profile_condition_knows_the_prefixes_the_worker_takes() -> None:
+    tests = TEMPLATE["Conditions"]["IsInferenceProfile"]["Fn::Or"]
+    first_part = {"Fn::Select": [0, {"Fn::Split": [".", {"Ref": "BedrockModelId"}]}]}
+
+    assert all(test["Fn::Equals"][0] == first_part for test in tests)
+    assert {test["Fn::Equals"][1] for test in tests} == PROFILE_PREFIXES
+
+
+def test_the_default_model_is_active_and_the_parameter_takes_every_id_the_worker_does() -> None:
+    parameter = TEMPLATE["Parameters"]["BedrockModelId"]
+    pattern = re.compile(parameter["AllowedPattern"])  # CloudFormation matches the whole value
+    prefixes = ["", *(f"{prefix}." for prefix in PROFILE_PREFIXES)]
+
+    assert not TEXT_TO_IMAGE_MODELS[parameter["Default"]].ended
+    assert [p + m for p in prefixes for m in TEXT_TO_IMAGE_MODELS if not pattern.fullmatch(p + m)] == []
+    assert not pattern.fullmatch("arn:aws:bedrock:us-west-2::foundation-model/stability.sd3-5-large-v1:0")
+    assert not pattern.fullmatch("stability.sd3-5-large-v1:0 ")
 
 
 # ------------------------------------------------------------------ intrinsic resolution
