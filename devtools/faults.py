@@ -44,6 +44,8 @@ _ERROR_STATUS = {
     "InternalServerException": 500,
     "ModelTimeoutException": 408,
     "ValidationException": 400,
+    "AccessDeniedException": 403,
+    "ResourceNotFoundException": 404,
 }
 CRASH = "crash"
 TIMEOUT = "timeout"

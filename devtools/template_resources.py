@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
 ACCOUNT = "123456789012"
 BUILT_TYPES = ("AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::S3::Bucket")
+_NO_VALUE = object()  # what Ref AWS::NoValue resolves to: removed from the list or mapping that holds it
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -58,8 +59,10 @@ class LocalStack:
 
     # ------------------------------------------------------------ intrinsics
     def resolve(self, value: Any) -> Any:
+        """Ref, GetAtt, Sub, Join, Split, Select and If (with the template's Conditions); AWS::NoValue
+        drops the list item or the key it stands for, as CloudFormation does."""
         if isinstance(value, list):
-            return [self.resolve(v) for v in value]
+            return [item for item in (self.resolve(v) for v in value) if item is not _NO_VALUE]
         if not isinstance(value, dict):
             return value
         if "Ref" in value:
@@ -68,13 +71,57 @@ class LocalStack:
             logical, attribute = value["Fn::GetAtt"]
             return self._get_att(logical, attribute)
         if "Fn::Sub" in value:
-            return re.sub(r"\$\{([^}]+)\}", lambda m: str(self._sub_var(m.group(1))), value["Fn::Sub"])
+            return self._sub(value["Fn::Sub"])
+        if "Fn::Join" in value:
+            delimiter, items = value["Fn::Join"]
+            return delimiter.join(self.resolve(items))
+        if "Fn::Split" in value:
+            delimiter, text = value["Fn::Split"]
+            return self.resolve(text).split(delimiter)
+        if "Fn::Select" in value:
+            index, items = value["Fn::Select"]
+            return self.resolve(items)[int(self.resolve(index))]
+        if "Fn::If" in value:
+            condition, when_true, when_false = value["Fn::If"]
+            return self.resolve(when_true if self.condition(condition) else when_false)
         unsupported = [k for k in value if k.startswith("Fn::")]
         if unsupported:
             raise NotImplementedError(f"template_resources cannot resolve {unsupported[0]}")
-        return {k: self.resolve(v) for k, v in value.items()}
+        resolved = {k: self.resolve(v) for k, v in value.items()}
+        return {k: v for k, v in resolved.items() if v is not _NO_VALUE}
 
-    def _ref(self, name: str) -> str:
+    def condition(self, name: str) -> bool:
+        """The value of one of the template's Conditions for the parameters' defaults."""
+        return self._evaluate(self.template["Conditions"][name])
+
+    def _evaluate(self, expression: dict) -> bool:
+        ((function, arguments),) = expression.items()
+        if function == "Condition":
+            return self.condition(arguments)
+        if function == "Fn::Equals":
+            first, second = (self.resolve(a) for a in arguments)
+            return str(first) == str(second)
+        if function == "Fn::Not":
+            return not self._evaluate(arguments[0])
+        if function == "Fn::And":
+            return all(self._evaluate(a) for a in arguments)
+        if function == "Fn::Or":
+            return any(self._evaluate(a) for a in arguments)
+        raise NotImplementedError(f"template_resources cannot evaluate {function}")
+
+    def _sub(self, argument: str | list) -> str:
+        template, variables = (argument, {}) if isinstance(argument, str) else argument
+        values = {name: self.resolve(v) for name, v in variables.items()}
+
+        def one(match: re.Match) -> str:
+            name = match.group(1)
+            return str(values[name]) if name in values else str(self._sub_var(name))
+
+        return re.sub(r"\$\{([^}]+)\}", one, template)
+
+    def _ref(self, name: str) -> Any:
+        if name == "AWS::NoValue":
+            return _NO_VALUE
         pseudo = {"AWS::Region": self.region, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws"}
         if name in pseudo:
             return pseudo[name]

@@ -10,6 +10,7 @@ image, or failed with a reason; no URL points at nothing; no stored image is unr
 from __future__ import annotations
 
 import io
+import json
 import threading
 from collections import Counter
 
@@ -20,7 +21,9 @@ from PIL import Image
 from devtools.audit import Audit, audit, count_write_backs, missing_keys
 from devtools.faults import CRASH, TIMEOUT, Fault, FaultInjector, bedrock_stand_in, updates_attribute
 from devtools.lambda_runtime import LambdaContext, SimulatedClock, SqsPoller, http_event, load_event, sqs_event
+from devtools.ops import copy_messages
 from devtools.seed import ALICE, BOB, put_items, trip
+from image_recovery import aws
 from image_recovery.index_state import IndexState
 from image_recovery.indexing import index_existing_records
 from image_recovery.providers.local import LocalImageProvider
@@ -151,6 +154,58 @@ def test_bedrock_failing_every_delivery_ends_failed_and_dead_lettered(
 
     assert judged(stack, queued).failed == {reason: len(queued)}
     assert dead_letters(stack) == len(queued)
+
+
+def test_a_model_the_deployment_may_not_use_is_retried_alarmed_dead_lettered_and_redriven_after_the_fix(
+    stack, bedrock_worker, queued, clock, capsys
+):
+    """Bedrock denies every call (the role or the account may not use the model): no record is failed
+    for good. Each job is retried with growing delays, its record shows why, the ModelUnavailable metric
+    (and its alarm) counts every refused delivery, and after MaxReceiveCount the message waits in the
+    dead-letter queue. Once access is granted, a redrive brings every image."""
+    denied = Fault(
+        "bedrock-runtime",
+        "InvokeModel",
+        error="AccessDeniedException",
+        message="You don't have access to the model with the specified model ID.",
+    )
+    delays: list[int] = []
+    aws.client("sqs").meta.events.register(
+        "provide-client-params.sqs.ChangeMessageVisibility",
+        lambda params, **_: delays.append(params["VisibilityTimeout"]),
+    )
+    poller = SqsPoller(stack.physical("JobQueue"), stack.arns["JobQueue"], bedrock_worker, region=REGION)
+    capsys.readouterr()
+
+    with bedrock([denied]).active() as injector:
+        first = poller.poll()
+        retrying = table_item(stack, *queued[0])
+        poller.drain(clock)
+
+    assert first.failed == first.received > 0
+    assert (retrying["imageStatus"], retrying["imageError"]) == ("generating", "model_access_denied")
+    assert "You don't have access to the model" in retrying["imageErrorDetail"]
+    assert injector.strikes(denied) == MAX_RECEIVE_COUNT * len(queued)
+    assert sorted(Counter(delays).items()) == [(30 * 2**n, len(queued)) for n in range(MAX_RECEIVE_COUNT)]
+    assert judged(stack, queued).failed == {"model_access_denied": len(queued)}
+    assert dead_letters(stack) == len(queued)
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    assert sum(sum(m.get("ModelUnavailable", [])) for m in emitted) == MAX_RECEIVE_COUNT * len(queued)
+    assert all(m["service"] == "image-recovery" for m in emitted if "ModelUnavailable" in m)
+
+    # the role is fixed; the operator redrives the dead-letter queue
+    sqs = boto3.client("sqs", region_name=REGION)
+    report = copy_messages(sqs, stack.physical("JobDeadLetterQueue"), stack.physical("JobQueue"), wait_seconds=0)
+    run(stack, bedrock_worker, clock, bedrock([]))
+
+    assert report.moved == len(queued)
+    assert judged(stack, queued).ready == len(queued)
+    assert dead_letters(stack) == 0
+    image = table_item(stack, *queued[0])
+    stored = boto3.client("s3", region_name=REGION).get_object(
+        Bucket=stack.physical("ImageBucket"), Key=image["imageKey"]
+    )
+    assert stored["Body"].read() == PNG
 
 
 def test_a_prompt_the_content_filter_refuses_fails_at_once_and_the_others_succeed(stack, bedrock_worker, queued, clock):

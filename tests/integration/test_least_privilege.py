@@ -47,6 +47,7 @@ from devtools.streams import LocalStream
 from devtools.template_resources import ACCOUNT, LocalStack, build_stack
 from image_recovery import aws
 from image_recovery.errors import ContentFilteredError, TransientGenerationError
+from image_recovery.providers.bedrock import PROFILE_PREFIXES
 from image_recovery.providers.local import LocalImageProvider
 from tests.helpers import REGION, call_api, table_item
 
@@ -186,7 +187,8 @@ def function_grants(stack: LocalStack, logical_id: str) -> list[Grant]:
         if isinstance(entry, str):
             raise NotImplementedError(f"{logical_id} attaches managed policy {entry}: this test cannot read it")
         if "Statement" in entry:
-            statements, origin = entry["Statement"], f"Policies[{number}]"
+            # resolved first: a statement may itself be an Fn::If (the Bedrock grants depend on the model id)
+            statements, origin = stack.resolve(entry["Statement"]), f"Policies[{number}]"
         else:
             ((name, parameters),) = entry.items()
             assert name in SAM_POLICY_TEMPLATES, f"{logical_id} uses SAM policy template {name}: expand it above"
@@ -204,19 +206,22 @@ def function_grants(stack: LocalStack, logical_id: str) -> list[Grant]:
 
 
 # ====================================================================== calls -> IAM requests
-_INFERENCE_PROFILE_PREFIXES = ("us.", "us-gov.", "eu.", "apac.", "jp.", "au.", "ca.", "global.")
-
-
-def model_arn(model_id: str, region: str) -> str:
-    """The resource InvokeModel is authorized on for a model id (a foundation model, on demand)."""
-    if model_id.startswith("arn:"):
-        return model_id
-    if model_id.startswith(_INFERENCE_PROFILE_PREFIXES):
-        raise NotImplementedError(
-            f"{model_id} is an inference profile: it needs the profile's ARN and the foundation model's in "
-            "every region the profile routes to; extend the policy and this test together"
-        )
-    return f"arn:aws:bedrock:{region}::foundation-model/{model_id}"
+def invoke_requests(action: str, model_id: str, region: str, destination: str | None = None) -> list[Request]:
+    """What AWS authorizes for one InvokeModel call: the foundation model in the call's region; or, for a
+    cross-region inference profile id, the profile in the call's region and the foundation model in the
+    region the profile routes the call to (`destination`; "" for the region-less ARN of a global profile),
+    with the profile's ARN as `bedrock:InferenceProfileArn`."""
+    prefix, _, model = model_id.partition(".")
+    if prefix not in PROFILE_PREFIXES or "." not in model:
+        return [Request(action, f"arn:aws:bedrock:{region}::foundation-model/{model_id}")]
+    profile = f"arn:aws:bedrock:{region}:{ACCOUNT}:inference-profile/{model_id}"
+    routed_to = region if destination is None else destination
+    return [
+        Request(action, profile),
+        Request(
+            action, f"arn:aws:bedrock:{routed_to}::foundation-model/{model}", {"bedrock:inferenceprofilearn": profile}
+        ),
+    ]
 
 
 def _table_arn(call: AwsCall, table: str, index: str | None = None) -> str:
@@ -279,7 +284,7 @@ def iam_requests(call: AwsCall) -> list[Request]:
     elif call.service == "sqs" and op in _SQS:
         requests = [Request(f"sqs:{_SQS[op]}", _queue_arn(call))]
     elif call.service == "bedrock-runtime" and op in ("InvokeModel", "InvokeModelWithResponseStream"):
-        requests = [Request(f"bedrock:{op}", model_arn(p["modelId"], call.region))]
+        requests = invoke_requests(f"bedrock:{op}", p["modelId"], call.region)
     if not requests:
         raise NotImplementedError(f"no IAM mapping for {call.service} {op}: add one to iam_requests")
     for request in requests:
@@ -653,32 +658,94 @@ def test_resources_are_named_except_where_names_are_data(usage):
     assert patterns == justified
 
 
-def test_invoke_model_is_granted_on_the_configured_model_only(usage):
-    """Whatever BedrockModelId is deployed with, the worker may invoke that foundation model and no other."""
-    for model_id in ("stability.stable-image-core-v1:1", "amazon.nova-canvas-v1:0"):
-        template = copy.deepcopy(usage.stack.template)
-        template["Parameters"]["BedrockModelId"]["Default"] = model_id
-        stack = LocalStack(template, usage.stack.region, usage.stack.prefix, usage.stack.refs, usage.stack.arns)
-        for function in FUNCTIONS:
-            granted = function_grants(stack, stack.function_logical_ids()[function])
-            bedrock = [g for g in granted if g.action.lower().startswith("bedrock:")]
-            if function == "worker":
-                assert [(g.action, g.resource) for g in bedrock] == [
-                    ("bedrock:InvokeModel", f"arn:aws:bedrock:{REGION}::foundation-model/{model_id}")
-                ]
-            else:
-                assert bedrock == []
-    # and that is the very resource the provider's requests are authorized on
+def with_model(usage: Usage, model_id: str) -> LocalStack:
+    """The same local stack, its template deployed with BedrockModelId=model_id."""
+    template = copy.deepcopy(usage.stack.template)
+    template["Parameters"]["BedrockModelId"]["Default"] = model_id
+    return LocalStack(template, usage.stack.region, usage.stack.prefix, usage.stack.refs, usage.stack.arns)
+
+
+def bedrock_grants(stack: LocalStack) -> dict[str, list[Grant]]:
+    return {
+        function: [
+            g for g in function_grants(stack, stack.function_logical_ids()[function]) if g.action.startswith("bedrock:")
+        ]
+        for function in FUNCTIONS
+    }
+
+
+@pytest.mark.parametrize("model_id", ["stability.stable-image-core-v1:1", "stability.sd3-5-large-v1:0"])
+def test_invoke_model_is_granted_on_the_configured_model_only(usage, model_id):
+    """A foundation model id: the worker may invoke that model in its region and no other model."""
+    granted = bedrock_grants(with_model(usage, model_id))
+
+    assert [(g.action, g.resource, g.condition) for g in granted.pop("worker")] == [
+        ("bedrock:InvokeModel", f"arn:aws:bedrock:{REGION}::foundation-model/{model_id}", {})
+    ]
+    assert all(grants == [] for grants in granted.values())
+
+
+def test_the_default_model_is_the_one_the_worker_invokes(usage):
     configured = usage.stack.function_environment("WorkerFunction")["BEDROCK_MODEL_ID"]
     invoked = {r.resource for r in usage.requests("worker") if r.action == "bedrock:InvokeModel"}
-    assert invoked == {model_arn(configured, REGION)}
+    assert invoked == {r.resource for r in invoke_requests("bedrock:InvokeModel", configured, REGION)}
+
+
+@pytest.mark.parametrize("prefix", sorted(PROFILE_PREFIXES))
+def test_an_inference_profile_id_is_granted_the_profile_and_its_model_through_it_only(usage, prefix):
+    """A profile id: the profile in the stack's region, and its foundation model wherever the profile
+    routes (AWS authorizes the model in the destination region; a global profile's is region-less), only
+    as part of a call through that profile."""
+    model = "stability.sd3-5-large-v1:0"
+    profile_id = f"{prefix}.{model}"
+    granted = bedrock_grants(with_model(usage, profile_id))
+    worker = granted.pop("worker")
+    profile_arn = f"arn:aws:bedrock:{REGION}:{ACCOUNT}:inference-profile/{profile_id}"
+
+    assert [(g.sid, g.action, g.resource, g.condition) for g in worker] == [
+        ("BedrockInvokeInferenceProfile", "bedrock:InvokeModel", profile_arn, {}),
+        (
+            "BedrockInvokeThroughInferenceProfile",
+            "bedrock:InvokeModel",
+            f"arn:aws:bedrock:*::foundation-model/{model}",
+            {"StringEquals": {"bedrock:InferenceProfileArn": profile_arn}},
+        ),
+    ]
+    assert all(grants == [] for grants in granted.values())
+    # every request such a call makes is allowed, wherever Bedrock routes it
+    for destination in ("us-east-1", "us-east-2", "us-west-2", "eu-central-1", "ap-northeast-1", ""):
+        calls = invoke_requests("bedrock:InvokeModel", profile_id, REGION, destination)
+        assert [str(r) for r in calls if not any(allows(g, r) for g in worker)] == []
+    # and nothing else: the model outside the profile, another model through it, another profile
+    refused = [
+        *invoke_requests("bedrock:InvokeModel", model, REGION),
+        *invoke_requests("bedrock:InvokeModel", model, "us-west-2"),
+        Request(
+            "bedrock:InvokeModel",
+            "arn:aws:bedrock:us-west-2::foundation-model/stability.stable-image-ultra-v1:1",
+            {"bedrock:inferenceprofilearn": profile_arn},
+        ),
+        *invoke_requests("bedrock:InvokeModel", f"{prefix}.stability.stable-image-ultra-v1:1", REGION),
+    ]
+    assert [str(r) for r in refused if any(allows(g, r) for g in worker)] == []
+
+
+def _choices(statement: dict) -> Iterator[dict]:
+    """A statement, or each statement an Fn::If may put in its place (AWS::NoValue puts none)."""
+    if "Fn::If" in statement:
+        for branch in statement["Fn::If"][1:]:
+            if branch != {"Ref": "AWS::NoValue"}:
+                yield from _choices(branch)
+    else:
+        yield statement
 
 
 def _statements(node: Any) -> Iterator[dict]:
     """Every policy statement anywhere in the template (function policies, bucket policies, ...)."""
     if isinstance(node, dict):
         if "Statement" in node:
-            yield from _listed(node["Statement"])
+            for statement in _listed(node["Statement"]):
+                yield from _choices(statement)
         for value in node.values():
             yield from _statements(value)
     elif isinstance(node, list):

@@ -241,7 +241,9 @@ def test_bedrock_success_with_the_stability_request_body(api, bedrock_worker, st
         lambda s: s.add_client_error(
             "invoke_model",
             service_error_code="ValidationException",
-            service_message="blocked by content filters",
+            # as Bedrock words it: https://docs.aws.amazon.com/nova/latest/userguide/image-gen-errors.html
+            service_message="This request has been blocked by our content filters. "
+            "Please adjust your text prompt to submit a new request.",
             http_status_code=400,
         ),
     ],

@@ -3,6 +3,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+from dataclasses import dataclass
+from pathlib import Path
 
 import boto3
 import pytest
@@ -12,13 +14,17 @@ from botocore.stub import ANY, Stubber
 from PIL import Image
 
 from image_recovery.errors import (
+    MODEL_UNAVAILABLE_REASONS,
+    RETRIES_EXHAUSTED_REASONS,
     ConfigurationError,
     ContentFilteredError,
+    GenerationError,
+    ModelUnavailableError,
     PermanentGenerationError,
     TransientGenerationError,
 )
 from image_recovery.providers import ImageRequest, build_provider
-from image_recovery.providers.bedrock import BedrockImageProvider
+from image_recovery.providers.bedrock import PROFILE_PREFIXES, TEXT_TO_IMAGE_MODELS, BedrockImageProvider
 
 STABILITY = "stability.stable-image-core-v1:1"
 NOVA = "amazon.nova-canvas-v1:0"
@@ -178,73 +184,208 @@ def test_long_prompts_are_truncated_at_a_word_boundary(bedrock: Harness, model_i
     assert prompt.endswith("lighthouse") and len(prompt) > limit - len(" lighthouse")
 
 
-def test_stability_filter_reason_is_content_filtered(bedrock: Harness) -> None:
-    bedrock.respond(STABILITY, {"images": [], "finish_reasons": ["Filter reason: prompt"], "seeds": [1]})
-    with pytest.raises(ContentFilteredError) as info:
+# ---------------------------------------------------------------- what Bedrock answers, and what it means
+@dataclass(frozen=True)
+class Answer:
+    """One answer Bedrock really gives (the message as published at `source`) and how it must be classified."""
+
+    code: str
+    status: int
+    message: str
+    reason: str  # content_filtered: the record's fault; model_*/invalid_model_request: the deployment's
+    source: str
+
+
+NOVA_ERRORS = "https://docs.aws.amazon.com/nova/latest/userguide/image-gen-errors.html"
+STABILITY_RESPONSE = (
+    "https://docs.aws.amazon.com/bedrock/latest/userguide/"
+    "model-parameters-diffusion-stable-image-core-text-image-request-response.html"
+)
+
+ERROR_ANSWERS = [
+    Answer(
+        "ValidationException",
+        400,
+        "This request has been blocked by our content filters. Please adjust your text prompt to submit a new request.",
+        "content_filtered",
+        NOVA_ERRORS,
+    ),
+    Answer(
+        "ValidationException",
+        400,
+        "This request has been blocked by our content filters. Please adjust your input image to submit a new request.",
+        "content_filtered",
+        NOVA_ERRORS,
+    ),
+    Answer(
+        "ValidationException",
+        400,
+        "The provided model identifier is invalid.",
+        "model_unavailable",
+        "https://github.com/aws-samples/amazon-bedrock-workshop/issues/315",
+    ),
+    Answer(
+        "ValidationException",
+        400,
+        "Invocation of model ID amazon.nova-2-lite-v1:0 with on-demand throughput isn\u2019t supported. Retry your "
+        "request with the ID or ARN of an inference profile that contains this model.",
+        "model_unavailable",
+        "https://github.com/langchain-ai/langchain-aws/issues/1019",
+    ),
+    Answer(
+        "ValidationException",
+        400,
+        "The provided model doesn't support on-demand throughput.",
+        "model_unavailable",
+        "https://github.com/aws-samples/bedrock-chat/issues/508",
+    ),
+    Answer(
+        "ValidationException",
+        400,
+        "Malformed input request: #: required key [prompt] not found, please reformat your input and try again.",
+        "invalid_model_request",
+        "https://github.com/BerriAI/litellm/issues/6722",
+    ),
+    Answer(
+        "ValidationException",
+        400,
+        "Malformed input request, please reformat your input and try again.",
+        "invalid_model_request",
+        "https://github.com/aws-samples/amazon-bedrock-client-for-mac/issues/12",
+    ),
+    Answer(
+        "ValidationException",
+        400,
+        "Malformed input request: #: extraneous key [textGenerationConfig] is not permitted, please reformat your "
+        "input and try again.",
+        "invalid_model_request",
+        "https://github.com/aws-samples/serverless-pdf-chat/issues/35",
+    ),
+    Answer(
+        "AccessDeniedException",
+        403,
+        "You don't have access to the model with the specified model ID.",
+        "model_access_denied",
+        "https://github.com/aws-samples/amazon-bedrock-audio-summarizer/issues/15",
+    ),
+    Answer(
+        "AccessDeniedException",
+        403,
+        # the account id is masked in the source
+        "User: arn:aws:sts::123456789012:assumed-role/semantic-search-NBRole-EjdXfAalJlpo/SageMaker is not "
+        "authorized to perform: bedrock:InvokeModel on resource: arn:aws:bedrock:us-east-1::foundation-model/"
+        "anthropic.claude-3-haiku-20240307-v1:0 because no identity-based policy allows the bedrock:InvokeModel action",
+        "model_access_denied",
+        "https://github.com/aws-samples/semantic-search-with-amazon-opensearch/issues/43",
+    ),
+    Answer(
+        "AccessDeniedException",
+        403,
+        "Your account is not authorized to invoke this API operation.",
+        "model_access_denied",
+        "https://github.com/aws-samples/amazon-bedrock-workshop/issues/100",
+    ),
+    Answer(
+        "ResourceNotFoundException",
+        404,
+        "Access denied. This Model is marked by provider as Legacy and you have not been actively using the model "
+        "in the last 15 days. Please upgrade to an active model on Amazon Bedrock",
+        "model_unavailable",
+        "https://github.com/aws-samples/amazon-bedrock-workshop/issues/386",
+    ),
+    Answer(
+        "ResourceNotFoundException",
+        404,
+        "This model version has reached the end of its life. Please refer to the AWS documentation for more details.",
+        "model_unavailable",
+        "https://github.com/aws-solutions-library-samples/accelerated-intelligent-document-processing-on-aws/issues/708",
+    ),
+    Answer(
+        "ThrottlingException",
+        429,
+        "Too many requests, please wait before trying again. You have sent too many requests. "
+        "Wait before trying again.",
+        "throttled",
+        "https://github.com/i-dot-ai/caddy-chatbot/issues/97",
+    ),
+]
+DEPLOYMENT_FAULTS = {"model_unavailable", "model_access_denied", "invalid_model_request"}
+
+
+@pytest.mark.parametrize("answer", ERROR_ANSWERS, ids=lambda a: f"{a.code}:{a.message[:48]}")
+def test_bedrock_errors_are_classified_by_whose_fault_they_are(bedrock: Harness, answer: Answer) -> None:
+    bedrock.fail(STABILITY, answer.code, answer.status, answer.message)
+
+    with pytest.raises(GenerationError) as info:
         bedrock.generate(STABILITY)
-    assert info.value.reason == "content_filtered" and not info.value.retryable
-    assert "Filter reason: prompt" in info.value.detail
+
+    error = info.value
+    assert error.reason == answer.reason
+    assert answer.message in error.detail
+    assert isinstance(error, ContentFilteredError) == (answer.reason == "content_filtered")
+    assert isinstance(error, ModelUnavailableError) == (answer.reason in DEPLOYMENT_FAULTS)
+    # only the record's own fault ends it for good; the deployment's is retried and ends in the DLQ
+    assert error.retryable == (answer.reason != "content_filtered")
 
 
-def test_stability_inference_error_is_transient(bedrock: Harness) -> None:
-    bedrock.respond(STABILITY, {"images": [], "finish_reasons": ["Inference error"]})
-    with pytest.raises(TransientGenerationError) as info:
-        bedrock.generate(STABILITY)
-    assert info.value.reason == "provider_error"
-
-
-def test_amazon_error_field_is_content_filtered(bedrock: Harness) -> None:
-    bedrock.respond(NOVA, {"images": [], "error": "blocked by content filters"})
-    with pytest.raises(ContentFilteredError) as info:
-        bedrock.generate(NOVA)
-    assert info.value.detail == "blocked by content filters"
-
-
-def test_validation_exception_is_content_filtered_with_message(bedrock: Harness) -> None:
-    bedrock.fail(NOVA, "ValidationException", 400, "This request has been blocked by our content filters.")
-    with pytest.raises(ContentFilteredError) as info:
-        bedrock.generate(NOVA)
-    assert "blocked by our content filters" in info.value.detail
-    assert not info.value.retryable
-
-
-def test_throttling_is_transient_and_retryable(bedrock: Harness) -> None:
-    bedrock.fail(STABILITY, "ThrottlingException", 429)
-    with pytest.raises(TransientGenerationError) as info:
-        bedrock.generate(STABILITY)
-    assert info.value.reason == "throttled" and info.value.retryable
+def test_the_table_covers_every_classification_and_every_fault_is_redriven() -> None:
+    assert {a.reason for a in ERROR_ANSWERS} == DEPLOYMENT_FAULTS | {"content_filtered", "throttled"}
+    assert DEPLOYMENT_FAULTS == MODEL_UNAVAILABLE_REASONS
+    assert DEPLOYMENT_FAULTS <= RETRIES_EXHAUSTED_REASONS  # a redrive after the fix runs the job again
+    assert all(a.source.startswith("https://") for a in ERROR_ANSWERS)
 
 
 @pytest.mark.parametrize(
     ("code", "status", "reason"),
     [
+        # InvokeModel's other documented errors (botocore/data/bedrock-runtime/2023-09-30/service-2.json)
         ("ServiceQuotaExceededException", 400, "throttled"),
-        ("TooManyRequestsException", 429, "throttled"),
         ("ModelTimeoutException", 408, "timeout"),
         ("InternalServerException", 500, "provider_error"),
         ("ServiceUnavailableException", 503, "provider_error"),
         ("ModelNotReadyException", 429, "provider_error"),
         ("ModelErrorException", 424, "provider_error"),
+        # and what it does not document
+        ("TooManyRequestsException", 429, "throttled"),
         ("SomethingNew", 502, "provider_error"),
+        ("SomethingElse", 400, "invalid_model_request"),
     ],
 )
-def test_retryable_client_errors(bedrock: Harness, code: str, status: int, reason: str) -> None:
+def test_other_client_errors_are_retried(bedrock: Harness, code: str, status: int, reason: str) -> None:
     bedrock.fail(NOVA, code, status)
     with pytest.raises(TransientGenerationError) as info:
         bedrock.generate(NOVA)
     assert info.value.reason == reason and info.value.retryable
+    assert isinstance(info.value, ModelUnavailableError) == (reason in DEPLOYMENT_FAULTS)
 
 
 @pytest.mark.parametrize(
-    ("code", "status"),
-    [("AccessDeniedException", 403), ("ResourceNotFoundException", 404), ("SomethingElse", 400)],
+    ("finish_reason", "expected"),
+    [
+        ("Filter reason: prompt", ContentFilteredError),
+        ("Filter reason: output image", ContentFilteredError),
+        ("Filter reason: input image", ContentFilteredError),
+        ("Inference error", TransientGenerationError),
+    ],
 )
-def test_permanent_client_errors(bedrock: Harness, code: str, status: int) -> None:
-    bedrock.fail(NOVA, code, status)
-    with pytest.raises(PermanentGenerationError) as info:
+def test_stability_finish_reasons_inside_a_successful_answer(
+    bedrock: Harness, finish_reason: str, expected: type
+) -> None:
+    # the values Bedrock documents for finish_reasons: STABILITY_RESPONSE
+    bedrock.respond(STABILITY, {"images": [], "finish_reasons": [finish_reason], "seeds": [1]})
+    with pytest.raises(expected) as info:
+        bedrock.generate(STABILITY)
+    assert info.value.detail == finish_reason
+    assert info.value.retryable == (expected is TransientGenerationError)
+
+
+def test_amazon_error_field_is_content_filtered(bedrock: Harness) -> None:
+    # the value Nova Canvas documents when its output filter blocks the image: NOVA_ERRORS
+    blocked = "All of the generated images have been blocked by our content filters."
+    bedrock.respond(NOVA, {"images": [], "error": blocked})
+    with pytest.raises(ContentFilteredError) as info:
         bedrock.generate(NOVA)
-    assert info.value.reason == "provider_rejected" and not info.value.retryable
-    assert not isinstance(info.value, ContentFilteredError)
+    assert info.value.detail == blocked and not info.value.retryable
 
 
 @pytest.mark.parametrize(
@@ -282,13 +423,67 @@ def test_network_errors_are_transient(exc: Exception, reason: str) -> None:
     assert info.value.reason == reason
 
 
+# ---------------------------------------------------------------- which models it takes (docs/bedrock-models.md)
+@pytest.mark.parametrize("prefix", ["", *sorted(f"{p}." for p in PROFILE_PREFIXES)])
+def test_text_to_image_models_are_accepted_as_foundation_models_or_through_a_profile(prefix: str) -> None:
+    for model_id in TEXT_TO_IMAGE_MODELS:
+        assert BedrockImageProvider(prefix + model_id, client=object)
+
+
 @pytest.mark.parametrize(
-    "model_id",
-    ["meta.llama3-8b-instruct-v1:0", "stability.stable-diffusion-xl-v1", "amazon.titan-text-express-v1", ""],
+    ("model_id", "why"),
+    [
+        # Stability's image services on Bedrock: editing, then upscaling (all served through the us. profile)
+        ("stability.stable-image-inpaint-v1:0", "image editing model"),
+        ("us.stability.stable-outpaint-v1:0", "image editing model"),
+        ("us.stability.stable-image-erase-object-v1:0", "image editing model"),
+        ("us.stability.stable-image-search-replace-v1:0", "image editing model"),
+        ("us.stability.stable-image-search-recolor-v1:0", "image editing model"),
+        ("us.stability.stable-image-remove-background-v1:0", "image editing model"),
+        ("us.stability.stable-image-control-sketch-v1:0", "image editing model"),
+        ("us.stability.stable-image-control-structure-v1:0", "image editing model"),
+        ("us.stability.stable-image-style-guide-v1:0", "image editing model"),
+        ("us.stability.stable-style-transfer-v1:0", "image editing model"),
+        ("us.stability.stable-creative-upscale-v1:0", "upscaling model"),
+        ("stability.stable-conservative-upscale-v1:0", "upscaling model"),
+        ("us.stability.stable-fast-upscale-v1:0", "upscaling model"),
+        ("amazon.nova-reel-v1:1", "video model"),
+        ("luma.ray-v2:0", "video model"),
+        ("stability.stable-diffusion-xl-v1", "Stable Diffusion XL"),
+        ("meta.llama3-8b-instruct-v1:0", "not a text-to-image model"),
+        ("amazon.titan-text-express-v1", "not a text-to-image model"),
+        ("stability.stable-image-core", "not a text-to-image model"),  # no version: matched exactly
+        ("xx.stability.stable-image-core-v1:1", "not a text-to-image model"),  # not a profile prefix
+        ("arn:aws:bedrock:us-west-2::foundation-model/stability.sd3-5-large-v1:0", "not a text-to-image model"),
+        ("", "not a text-to-image model"),
+    ],
 )
-def test_unknown_model_family_fails_at_construction(model_id: str) -> None:
-    with pytest.raises(ConfigurationError, match="unsupported Bedrock image model"):
+def test_other_models_are_refused_at_construction_saying_why(model_id: str, why: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
         BedrockImageProvider(model_id, client=object)
+    message = str(info.value)
+    assert why in message and repr(model_id) in message
+    assert "stability.stable-image-core-v1:1" in message  # and what to use instead
+    assert "amazon.nova-canvas-v1:0" not in message  # never an ended model
+
+
+def test_an_ended_model_is_accepted_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """Bedrock answers an ended model with ResourceNotFoundException: each record then shows
+    model_unavailable and the alarm fires. The cold start says so first."""
+    BedrockImageProvider(STABILITY, client=object)
+    assert caplog.records == []
+
+    BedrockImageProvider(f"us.{NOVA}", client=object)
+
+    (warning,) = caplog.records
+    assert warning.levelname == "WARNING" and "end of life" in warning.getMessage()
+    assert (warning.model_id, warning.ended) == (f"us.{NOVA}", "on 2026-09-30")
+
+
+def test_the_docs_list_every_model_the_code_takes() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "bedrock-models.md").read_text()
+    assert [m for m in TEXT_TO_IMAGE_MODELS if f"`{m}`" not in docs] == []
+    assert [p for p in PROFILE_PREFIXES if f"`{p}.`" not in docs] == []
 
 
 def test_build_provider_bedrock_makes_its_client_only_when_it_first_generates() -> None:

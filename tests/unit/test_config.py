@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from devtools.lambda_runtime import load_handler
@@ -156,3 +158,23 @@ def test_api_handler_cold_start_fails_naming_the_missing_variable(monkeypatch: p
     # When Lambda imports the handler module, Then the import itself fails and says what is missing
     with pytest.raises(ConfigurationError, match="TRAVEL_TABLE_NAME"):
         load_handler("api")
+
+
+@pytest.mark.parametrize(
+    ("model_id", "why"),
+    [
+        ("us.stability.stable-image-inpaint-v1:0", "image editing model"),
+        ("stability.stable-fast-upscale-v1:0", "upscaling model"),
+        ("amazon.nova-reel-v1:1", "video model"),
+    ],
+)
+def test_worker_cold_start_refuses_a_model_that_cannot_draw_from_a_prompt(
+    monkeypatch: pytest.MonkeyPatch, model_id: str, why: str
+) -> None:
+    # Given the worker's environment with an image model that is not text-to-image
+    for name, value in env(WorkerSettings, BEDROCK_MODEL_ID=model_id).items():
+        monkeypatch.setenv(name, value)
+
+    # When Lambda imports the handler module, Then the import fails, naming the variable and why
+    with pytest.raises(ConfigurationError, match=f"BEDROCK_MODEL_ID='{re.escape(model_id)}': an? {why}"):
+        load_handler("worker")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import boto3
 import pytest
 
 from devtools.template_resources import LocalStack, load_template
+from image_recovery.providers.bedrock import PROFILE_PREFIXES, TEXT_TO_IMAGE_MODELS
 
 REGION = "us-east-1"
 TEMPLATE = load_template()
@@ -141,6 +143,26 @@ def test_every_route_uses_the_jwt_protected_api(route: str) -> None:
     assert properties.get("Auth", {}).get("Authorizer", "JwtAuthorizer") != "NONE"
 
 
+# ------------------------------------------------------------------ the Bedrock model
+def test_the_profile_condition_knows_the_prefixes_the_worker_takes() -> None:
+    tests = TEMPLATE["Conditions"]["IsInferenceProfile"]["Fn::Or"]
+    first_part = {"Fn::Select": [0, {"Fn::Split": [".", {"Ref": "BedrockModelId"}]}]}
+
+    assert all(test["Fn::Equals"][0] == first_part for test in tests)
+    assert {test["Fn::Equals"][1] for test in tests} == PROFILE_PREFIXES
+
+
+def test_the_default_model_is_active_and_the_parameter_takes_every_id_the_worker_does() -> None:
+    parameter = TEMPLATE["Parameters"]["BedrockModelId"]
+    pattern = re.compile(parameter["AllowedPattern"])  # CloudFormation matches the whole value
+    prefixes = ["", *(f"{prefix}." for prefix in PROFILE_PREFIXES)]
+
+    assert not TEXT_TO_IMAGE_MODELS[parameter["Default"]].ended
+    assert [p + m for p in prefixes for m in TEXT_TO_IMAGE_MODELS if not pattern.fullmatch(p + m)] == []
+    assert not pattern.fullmatch("arn:aws:bedrock:us-west-2::foundation-model/stability.sd3-5-large-v1:0")
+    assert not pattern.fullmatch("stability.sd3-5-large-v1:0 ")
+
+
 # ------------------------------------------------------------------ intrinsic resolution
 @pytest.fixture
 def bare_stack() -> LocalStack:
@@ -156,14 +178,36 @@ def test_resolve_handles_ref_sub_and_pseudo_parameters(bare_stack: LocalStack) -
     assert bare_stack.resolve([{"Ref": "AWS::AccountId"}, "plain"]) == ["123456789012", "plain"]
 
 
+def test_resolve_handles_join_split_select_and_sub_with_variables(bare_stack: LocalStack) -> None:
+    padded = {"Fn::Split": [".", {"Fn::Sub": "${BedrockModelId}.x.x"}]}
+    base = {"Fn::Join": [".", [{"Fn::Select": [0, padded]}, {"Fn::Select": ["1", padded]}]]}
+
+    assert bare_stack.resolve(base) == parameter_default("BedrockModelId")
+    assert bare_stack.resolve({"Fn::Sub": ["${AWS::Region}:${Model}", {"Model": base}]}) == (
+        f"{REGION}:{parameter_default('BedrockModelId')}"
+    )
+
+
+@pytest.mark.parametrize(("model_id", "is_profile"), [("stability.sd3-5-large-v1:0", False), ("eu.a.b", True)])
+def test_resolve_chooses_by_the_templates_conditions_and_drops_no_value(model_id: str, is_profile: bool) -> None:
+    template = load_template()
+    template["Parameters"]["BedrockModelId"]["Default"] = model_id
+    stack = LocalStack(template, REGION, "unit")
+    chosen = {"Fn::If": ["IsInferenceProfile", "profile", {"Ref": "AWS::NoValue"}]}
+
+    assert stack.condition("IsInferenceProfile") is is_profile
+    assert stack.resolve(["always", chosen]) == (["always", "profile"] if is_profile else ["always"])
+    assert stack.resolve({"Key": chosen}) == ({"Key": "profile"} if is_profile else {})
+
+
 def test_resolve_rejects_unsupported_intrinsics(bare_stack: LocalStack) -> None:
-    with pytest.raises(NotImplementedError, match="Fn::If"):
-        bare_stack.resolve({"Fn::If": ["IsProd", "a", "b"]})
+    with pytest.raises(NotImplementedError, match="Fn::GetAZs"):
+        bare_stack.resolve({"Fn::GetAZs": ""})
 
 
 def test_resolve_rejects_unsupported_intrinsics_nested_in_values(bare_stack: LocalStack) -> None:
-    with pytest.raises(NotImplementedError, match="Fn::Join"):
-        bare_stack.resolve({"Variables": {"X": {"Fn::Join": ["-", ["a", "b"]]}}})
+    with pytest.raises(NotImplementedError, match="Fn::Base64"):
+        bare_stack.resolve({"Variables": {"X": {"Fn::Base64": "a"}}})
 
 
 def test_ref_to_a_parameter_without_default_is_an_error(bare_stack: LocalStack) -> None:

@@ -13,9 +13,34 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+# One image per InvokeModel call. Bedrock answers the text-to-image models in seconds; a call that has
+# not answered in 45 s is abandoned, and the SDK tries once more (the worker's own retries, spaced out by
+# the queue, take over after that).
+BEDROCK_CONNECT_TIMEOUT_SECONDS = 5
+BEDROCK_READ_TIMEOUT_SECONDS = 45
+BEDROCK_MAX_ATTEMPTS = 2
+# The SDK's standard retry mode waits before retry i (0-based) at most min(2**i, 20) s (throttling; other
+# errors much less), plus up to 5 s more when the answer carries x-amz-retry-after
+# (botocore/retries/standard.py, ExponentialBackoff).
+BEDROCK_BACKOFF_BOUND_SECONDS = sum(min(2**retry, 20) + 5 for retry in range(BEDROCK_MAX_ATTEMPTS - 1))
+# The rest of a job: about ten DynamoDB and S3 calls (read the record and its parents, claim it, store
+# the image, write it back, count the batch, the idempotency record), each normally well under a second.
+JOB_AWS_MARGIN_SECONDS = 15
+# Longest one image job can take. The worker's Lambda timeout must hold it with room to spare
+# (tests/unit/test_time_budget.py), and a worker can stop taking jobs once its remaining time cannot.
+JOB_BUDGET_SECONDS = (
+    BEDROCK_MAX_ATTEMPTS * (BEDROCK_CONNECT_TIMEOUT_SECONDS + BEDROCK_READ_TIMEOUT_SECONDS)
+    + BEDROCK_BACKOFF_BOUND_SECONDS
+    + JOB_AWS_MARGIN_SECONDS
+)
+
 _CLIENT_CONFIG = {
-    # Image models can take tens of seconds; everything else answers quickly.
-    "bedrock-runtime": Config(read_timeout=120, retries={"mode": "standard", "max_attempts": 2}),
+    "bedrock-runtime": Config(
+        connect_timeout=BEDROCK_CONNECT_TIMEOUT_SECONDS,
+        read_timeout=BEDROCK_READ_TIMEOUT_SECONDS,
+        # total_max_attempts counts the first attempt; botocore's max_attempts would count retries only
+        retries={"mode": "standard", "total_max_attempts": BEDROCK_MAX_ATTEMPTS},
+    ),
 }
 _DEFAULT_CONFIG = Config(retries={"mode": "standard"})
 

@@ -40,8 +40,13 @@ class GenerationError(ImageRecoveryError):
         self.detail = detail
 
 
+# Reasons of ModelUnavailableError: the deployment cannot use its model, whatever the record says.
+MODEL_UNAVAILABLE_REASONS = frozenset({"model_unavailable", "model_access_denied", "invalid_model_request"})
+
 # Reasons a job fails with when its retries ran out; such a job may run again if its message is redriven.
-RETRIES_EXHAUSTED_REASONS = frozenset({"throttled", "timeout", "provider_error", "storage_error", "internal_error"})
+RETRIES_EXHAUSTED_REASONS = (
+    frozenset({"throttled", "timeout", "provider_error", "storage_error", "internal_error"}) | MODEL_UNAVAILABLE_REASONS
+)
 # Failures that are not the record's fault: the sweep queues such records again, later and a bounded number of
 # times (DESIGN §4). Every other reason (content_filtered, invalid_response) is permanent: only a request
 # that names the record queues it again.
@@ -52,6 +57,20 @@ class TransientGenerationError(GenerationError):
     """Throttling, server errors, timeouts: worth another attempt later."""
 
     retryable = True
+
+
+class ModelUnavailableError(TransientGenerationError):
+    """A fault of the deployment, not of the record: a model id the region does not serve or that needs an
+    inference profile, access denied, a model that has ended, a request body the model rejects.
+
+    Retried like a transient error (so the job ends in the dead-letter queue, and a redrive once the
+    configuration is fixed runs it again) and counted in the ModelUnavailable metric, which alarms.
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        if reason not in MODEL_UNAVAILABLE_REASONS:
+            raise ValueError(f"{reason!r} is not one of {sorted(MODEL_UNAVAILABLE_REASONS)}")
+        super().__init__(reason, detail)
 
 
 class PermanentGenerationError(GenerationError):

@@ -15,7 +15,12 @@ from time import perf_counter
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from image_recovery.batches import BatchRepository, JobState
-from image_recovery.errors import RETRIES_EXHAUSTED_REASONS, GenerationError, TransientGenerationError
+from image_recovery.errors import (
+    RETRIES_EXHAUSTED_REASONS,
+    GenerationError,
+    ModelUnavailableError,
+    TransientGenerationError,
+)
 from image_recovery.jobs import ImageJob
 from image_recovery.models import ImageStatus, Reservation, Segment, TravelRecord, Trip
 from image_recovery.observability import METRICS_NAMESPACE, logger, metrics
@@ -95,6 +100,9 @@ class ImageWorker:
                 )
             return self._generate(job, record)
         except GenerationError as error:
+            if isinstance(error, ModelUnavailableError):  # the deployment's fault: ModelUnavailableAlarm
+                logger.warning("the model is unavailable", extra={"reason": error.reason, "detail": error.detail})
+                metrics.add_metric(name="ModelUnavailable", unit=MetricUnit.Count, value=1)
             if not error.retryable:
                 return self._fail(job, record, error.reason, error.detail)
             reason, detail = error.reason, error.detail

@@ -3,6 +3,9 @@
 Limits per the Bedrock model parameter docs: Stability prompts up to 10,000 chars and seeds 0..4,294,967,294;
 Titan Image Generator text up to 512 chars and seeds 0..2,147,483,646; Nova Canvas text 1..1,024 chars
 and seeds 0..858,993,459; Titan/Nova cfgScale 1.1..10.
+
+Which models are accepted, and why the others are not: docs/bedrock-models.md. How Bedrock's answers are
+classified (the record's fault, the deployment's, or a passing one): `classify_client_error`.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,14 +24,19 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from image_recovery.errors import (
     ConfigurationError,
     ContentFilteredError,
+    GenerationError,
+    ModelUnavailableError,
     PermanentGenerationError,
     TransientGenerationError,
 )
+from image_recovery.observability import logger
 from image_recovery.providers.base import GeneratedImage, ImageRequest
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# Geographic / global cross-region inference profile prefixes, e.g. "us.amazon.nova-canvas-v1:0".
-_PROFILE_PREFIXES = frozenset({"us", "us-gov", "eu", "apac", "jp", "au", "ca", "global"})
+# Prefixes of the system-defined cross-region inference profiles ("us.stability.sd3-5-large-v1:0"), as
+# ListInferenceProfiles names them: geographic ones, GovCloud's, and global. template.yaml's
+# IsInferenceProfile condition lists the same set.
+PROFILE_PREFIXES = frozenset({"us", "us-gov", "eu", "apac", "jp", "au", "ca", "in", "global"})
 
 _THROTTLED = frozenset({"ThrottlingException", "ServiceQuotaExceededException", "TooManyRequestsException"})
 _SERVER_ERRORS = frozenset(
@@ -47,26 +56,79 @@ class _Family:
     max_seed: int
 
 
+@dataclass(frozen=True)
+class _Model:
+    family: _Family
+    ended: str = ""  # when Bedrock ended the model (its end of life), if it has
+
+
 _STABILITY = _Family("stability", 10_000, 4_294_967_294)
-# Older Stability ids (stable-diffusion-xl) use a different body and are deliberately not matched.
-_FAMILIES: tuple[tuple[str, _Family], ...] = (
-    ("stability.stable-image-", _STABILITY),
-    ("stability.sd3", _STABILITY),
-    ("amazon.titan-image-generator-", _Family("amazon", 512, 2_147_483_646)),
-    ("amazon.nova-canvas-", _Family("amazon", 1_024, 858_993_459)),
+_TITAN = _Family("amazon", 512, 2_147_483_646)
+_NOVA_CANVAS = _Family("amazon", 1_024, 858_993_459)
+
+# Every text-to-image model Bedrock has offered with one of the two request bodies this provider sends,
+# matched exactly. Ended models stay accepted: Bedrock answers them with ResourceNotFoundException, which
+# marks each record model_unavailable and raises the ModelUnavailable alarm, and the cold start warns.
+# Lifecycle and sources: docs/bedrock-models.md.
+TEXT_TO_IMAGE_MODELS: dict[str, _Model] = {
+    "stability.stable-image-core-v1:1": _Model(_STABILITY),
+    "stability.stable-image-ultra-v1:1": _Model(_STABILITY),
+    "stability.sd3-5-large-v1:0": _Model(_STABILITY),
+    "stability.stable-image-core-v1:0": _Model(_STABILITY, ended="by September 2025"),
+    "stability.stable-image-ultra-v1:0": _Model(_STABILITY, ended="by September 2025"),
+    "stability.sd3-large-v1:0": _Model(_STABILITY, ended="by September 2025"),
+    "amazon.nova-canvas-v1:0": _Model(_NOVA_CANVAS, ended="on 2026-09-30"),
+    "amazon.titan-image-generator-v2:0": _Model(_TITAN, ended="on 2026-06-30"),
+    "amazon.titan-image-generator-v1": _Model(_TITAN, ended="by September 2025"),
+}
+
+# Why a Bedrock image model that is not in the list above is refused, by a marker in its id.
+_NOT_TEXT_TO_IMAGE: tuple[tuple[tuple[str, ...], str], ...] = (
+    (
+        (
+            "inpaint",
+            "outpaint",
+            "erase",
+            "search-replace",
+            "search-recolor",
+            "remove-background",
+            "control-sketch",
+            "control-structure",
+            "style-guide",
+            "style-transfer",
+        ),
+        "an image editing model: it changes an input image and cannot draw a cover from a prompt alone",
+    ),
+    (("upscale",), "an upscaling model: it enlarges an input image and cannot draw a cover from a prompt"),
+    (("reel", "luma.ray", "video"), "a video model, not an image model"),
+    (
+        ("stable-diffusion-xl",),
+        "Stable Diffusion XL, whose request body (text_prompts, cfg_scale, steps) this worker does not send",
+    ),
 )
 
 
-def _family_for(model_id: str) -> _Family:
+def _base_model_id(model_id: str) -> str:
+    """The foundation model of a cross-region inference profile id ("us.stability.sd3-5-large-v1:0"), or the id."""
     head, _, rest = model_id.partition(".")
-    base = rest if head in _PROFILE_PREFIXES else model_id
-    for prefix, family in _FAMILIES:
-        if base.startswith(prefix):
-            return family
+    return rest if head in PROFILE_PREFIXES and "." in rest else model_id
+
+
+def _model_for(model_id: str) -> _Model:
+    """The configured model, or a ConfigurationError at cold start that says why it cannot draw covers."""
+    base = _base_model_id(model_id)
+    model = TEXT_TO_IMAGE_MODELS.get(base)
+    if model is not None:
+        return model
+    why = next(
+        (reason for markers, reason in _NOT_TEXT_TO_IMAGE if any(marker in base for marker in markers)),
+        "not a text-to-image model of the Stability or Amazon request family",
+    )
+    current = ", ".join(known for known, model in TEXT_TO_IMAGE_MODELS.items() if not model.ended)
     raise ConfigurationError(
-        f"unsupported Bedrock image model {model_id!r}: expected a stability.stable-image-*, "
-        "stability.sd3*, amazon.titan-image-generator-* or amazon.nova-canvas-* id, "
-        "optionally with an inference profile prefix such as 'us.'"
+        f"unsupported Bedrock image model BEDROCK_MODEL_ID={model_id!r}: {why}. Use a text-to-image model "
+        f"such as {current}, optionally with a cross-region inference profile prefix ('us.', 'eu.', "
+        "'global.', ...) where Bedrock offers one; see docs/bedrock-models.md"
     )
 
 
@@ -84,7 +146,14 @@ class BedrockImageProvider:
     building a client costs tens of milliseconds that a cold start should not pay before it needs them."""
 
     def __init__(self, model_id: str, client: Callable[[], Any]) -> None:
-        self._family = _family_for(model_id)
+        model = _model_for(model_id)
+        if model.ended:
+            logger.warning(
+                "the configured Bedrock model has reached its end of life: every job will fail with "
+                "model_unavailable until BedrockModelId names an active model (docs/bedrock-models.md)",
+                extra={"model_id": model_id, "ended": model.ended},
+            )
+        self._family = model.family
         self._model_id = model_id
         self._client = client
 
@@ -99,7 +168,7 @@ class BedrockImageProvider:
             )
             raw = response["body"].read()
         except ClientError as exc:
-            raise _map_client_error(exc) from exc
+            raise classify_client_error(exc) from exc
         except (ReadTimeoutError, ConnectTimeoutError) as exc:
             raise TransientGenerationError("timeout", str(exc)) from exc
         except (BotoConnectionError, HTTPClientError) as exc:
@@ -164,20 +233,40 @@ class BedrockImageProvider:
         return data
 
 
-def _map_client_error(exc: ClientError) -> Exception:
+# ValidationException messages, as Bedrock words them (real ones, with their sources, are the table in
+# tests/unit/test_bedrock_provider.py). Only the content filter's refusal is the record's fault; a model id
+# the region does not serve, one that needs an inference profile, or a model that has ended is the
+# deployment's, and so is any other ValidationException (a request body the model rejects).
+_CONTENT_FILTERED = re.compile(r"blocked by our content filters", re.IGNORECASE)
+_MODEL_ID_REFUSED = re.compile(
+    r"model identifier is invalid|on-demand throughput|inference profile|end of its life|as legacy", re.IGNORECASE
+)
+
+
+def classify_client_error(exc: ClientError) -> GenerationError:
+    """What an InvokeModel error means for the job: content_filtered (the record's, for good), a
+    ModelUnavailableError (the deployment's: retried, alarmed, dead-lettered, redriven after the fix),
+    or a transient error (throttled, timeout, provider_error)."""
     error = exc.response.get("Error", {})
     code = error.get("Code", "")
-    detail = f"{code}: {error.get('Message', '')}"
+    message = error.get("Message", "")
+    detail = f"{code}: {message}"
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
     if code == "ValidationException":
-        # Bedrock reports a prompt refused by its content filter as a ValidationException.
-        return ContentFilteredError(detail)
+        if _CONTENT_FILTERED.search(message):
+            return ContentFilteredError(detail)
+        if _MODEL_ID_REFUSED.search(message):
+            return ModelUnavailableError("model_unavailable", detail)
+        return ModelUnavailableError("invalid_model_request", detail)
+    if code == "AccessDeniedException":
+        return ModelUnavailableError("model_access_denied", detail)
+    if code == "ResourceNotFoundException":
+        return ModelUnavailableError("model_unavailable", detail)
     if code == "ModelTimeoutException":
         return TransientGenerationError("timeout", detail)
     if code in _SERVER_ERRORS or status >= 500:
         return TransientGenerationError("provider_error", detail)
     if code in _THROTTLED or status == 429:
         return TransientGenerationError("throttled", detail)
-    # Access denied, unknown model, bad request: a configuration problem, not worth a retry. Its own reason,
-    # so that it is never mistaken for a transient provider_error whose retries ran out.
-    return PermanentGenerationError("provider_rejected", detail)
+    # A client error InvokeModel does not document: nothing says the record is at fault.
+    return ModelUnavailableError("invalid_model_request", detail)
