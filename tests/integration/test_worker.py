@@ -189,6 +189,49 @@ def test_a_message_that_is_not_a_job_fails_alone(api, handler, stack):
     assert table_item(stack, *TRIP_KEY)["imageStatus"] == "ready"
 
 
+def test_when_time_runs_short_the_rest_of_the_batch_goes_back_at_once_untouched(api, handler, stack, monkeypatch):
+    # Given three queued jobs, one of them on its last allowed delivery, and a model that takes 70 s an image
+    batch_id = queue(api, tripIds=["trip-euro", "trip-summer"], segmentIds=["seg-paris-rome"])
+    worker = handler("worker")
+    messages = receive(stack)
+    event = sqs_event(messages, stack.arns["JobQueue"])
+    last_chance = event["Records"][2]
+    last_chance["attributes"]["ApproximateReceiveCount"] = "5"  # MaxReceiveCount: the DLQ is next
+    context = LambdaContext(remaining_ms=180_000)
+    real_generate = LocalImageProvider.generate
+
+    def slow(self, request):
+        context.remaining_ms -= 70_000
+        return real_generate(self, request)
+
+    monkeypatch.setattr(LocalImageProvider, "generate", slow)
+
+    # When one invocation gets all three (180 s; a job may need aws.JOB_BUDGET_SECONDS)
+    response = worker.lambda_handler(event, context)
+
+    # Then the job on its last delivery ran first; the two that no longer fit went back, their records untouched
+    handed_back = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+    assert last_chance["messageId"] not in handed_back and len(handed_back) == 2
+    done = json.loads(last_chance["body"])
+    assert table_item(stack, done["pk"], done["sk"])["imageStatus"] == "ready"
+    for record in event["Records"]:
+        if record["messageId"] in handed_back:
+            job = json.loads(record["body"])
+            item = table_item(stack, job["pk"], job["sk"])
+            assert (item["imageStatus"], item.get("imageAttempts"), item.get("imageError")) == ("queued", None, None)
+    assert progress(api, batch_id) | {"batchId": None} == {
+        "batchId": None,
+        "total": 3,
+        "queued": 2,
+        "generating": 0,
+        "succeeded": 1,
+        "failed": 0,
+        "complete": True,
+    }
+    # and they are on the queue again at once (visibility 0), not after a retry delay
+    assert len(receive(stack)) == 2
+
+
 # ---------------------------------------------------------------- the Bedrock provider, stubbed
 PNG = base64.b64encode(
     (lambda buffer: (Image.new("RGB", (8, 8), "teal").save(buffer, "PNG"), buffer.getvalue())[1])(io.BytesIO())

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -19,7 +20,7 @@ from image_recovery import aws
 from image_recovery.batches import BatchRepository
 from image_recovery.config import WorkerSettings
 from image_recovery.jobs import ImageJob
-from image_recovery.observability import logger
+from image_recovery.observability import logger, metrics
 from image_recovery.providers import build_provider
 from image_recovery.repository import RecordRepository
 from image_recovery.storage import ImageStore
@@ -30,6 +31,18 @@ from image_recovery.worker import ImageWorker
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 RETRY_BASE_SECONDS = 30
 RETRY_MAX_SECONDS = 900
+
+
+class HandedBack(Exception):
+    """Too little of the invocation is left for one more job: the message goes back to the queue at once,
+    its record untouched, so it is not counted as a failed attempt (only SQS's receive count moves)."""
+
+
+def _receive_count(record: dict) -> int:
+    try:
+        return int(record["attributes"]["ApproximateReceiveCount"])
+    except (KeyError, TypeError, ValueError):
+        return 0
 
 
 def retry_delay_seconds(attempt: int) -> int:
@@ -74,6 +87,7 @@ class WorkerRuntime:
         self._idempotency_table = settings.idempotency_table
         self._queue_url = settings.job_queue_url
         self._max_attempts = settings.max_receive_count
+        self._remaining_ms: Callable[[], int] = lambda: 900_000  # the invocation's clock, set by handle()
 
     @cached_property
     def _process_once(self) -> Callable[..., dict]:
@@ -87,6 +101,11 @@ class WorkerRuntime:
         return process
 
     def _record(self, record: JobRecord) -> dict:
+        if self._remaining_ms() < aws.JOB_BUDGET_SECONDS * 1000:
+            self._change_visibility(record.receiptHandle, 0, "could not hand the job back")
+            metrics.add_metric(name="JobsHandedBack", unit=MetricUnit.Count, value=1)
+            logger.info("handed a job back: too little time left for it", extra={"message_id": record.messageId})
+            raise HandedBack(record.messageId)
         job = record.body
         attempt = int(record.attributes.ApproximateReceiveCount)
         logger.append_keys(job_id=job.job_id, batch_id=job.batch_id, user_id=job.pk.removeprefix("USER#"))
@@ -100,17 +119,23 @@ class WorkerRuntime:
 
     def _delay_retry(self, receipt_handle: str, attempt: int) -> None:
         """Back off by hiding the message for longer each time, instead of sleeping in the function."""
-        delay = retry_delay_seconds(attempt)
+        self._change_visibility(receipt_handle, retry_delay_seconds(attempt), "could not delay the retry")
+
+    def _change_visibility(self, receipt_handle: str, seconds: int, failure: str) -> None:
         try:
             aws.client("sqs").change_message_visibility(
-                QueueUrl=self._queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=delay
+                QueueUrl=self._queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
             )
         except Exception:
-            # The message is retried after the queue's own visibility timeout instead; nothing is lost.
-            logger.exception("could not delay the retry", extra={"delay_seconds": delay})
+            # The message comes back after the queue's own visibility timeout instead; nothing is lost.
+            logger.exception(failure, extra={"visibility_seconds": seconds})
 
     def handle(self, event: dict, context: LambdaContext) -> dict[str, Any]:
+        """Jobs on their last allowed delivery go first: if time runs out, the ones handed back are those
+        that can still come back (a handed-back message's receive count still grows)."""
         self._idempotency.register_lambda_context(context)
+        self._remaining_ms = context.get_remaining_time_in_millis
+        records = sorted(event.get("Records") or [], key=_receive_count, reverse=True)
         return process_partial_response(
-            event=event, record_handler=self._record, processor=self._processor, context=context
+            event={**event, "Records": records}, record_handler=self._record, processor=self._processor, context=context
         )
