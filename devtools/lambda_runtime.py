@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -46,9 +47,19 @@ def load_event(name: str) -> dict:
     return json.loads((EVENTS / name).read_text())
 
 
-def http_event(name: str, *, sub: str | None = None, body: Any = None, path_parameters: dict | None = None) -> dict:
-    """An events/ API sample, re-addressed to another user, body or path parameter where asked."""
+def http_event(
+    name: str,
+    *,
+    sub: str | None = None,
+    body: Any = None,
+    path_parameters: dict | None = None,
+    query: dict[str, str] | None = None,
+) -> dict:
+    """An events/ API sample, re-addressed to another user, body, path parameter or query where asked."""
     event = copy.deepcopy(load_event(name))
+    if query:
+        event["rawQueryString"] = urlencode(query)
+        event["queryStringParameters"] = dict(query)
     if sub is not None:
         event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = sub
     if body is not None:

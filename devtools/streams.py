@@ -21,12 +21,22 @@ from devtools.template_resources import LocalStack
 
 
 def _matches(pattern: Any, value: Any) -> bool:
-    """Lambda event filtering for the pattern forms the template uses: nested keys and value lists."""
+    """Lambda event filtering for the pattern forms the template uses: nested keys, value lists, and
+    {"prefix": ...} inside a list."""
     if isinstance(pattern, dict):
         return isinstance(value, dict) and all(_matches(p, value.get(k)) for k, p in pattern.items())
     if isinstance(pattern, list):
-        return value in pattern
+        return any(_one_of(option, value) for option in pattern)
     return pattern == value
+
+
+def _one_of(option: Any, value: Any) -> bool:
+    if isinstance(option, dict):
+        unsupported = set(option) - {"prefix"}
+        if unsupported:
+            raise NotImplementedError(f"devtools.streams cannot filter with {sorted(unsupported)}")
+        return isinstance(value, str) and value.startswith(option["prefix"])
+    return option == value
 
 
 class LocalStream:

@@ -78,3 +78,14 @@ PATTERN = {"eventName": ["INSERT", "MODIFY"], "dynamodb": {"NewImage": {"entityT
 )
 def test_the_local_stream_applies_lambdas_event_filter(record: dict, delivered: bool) -> None:
     assert _matches(PATTERN, record) is delivered
+
+
+REMOVALS = {"eventName": ["REMOVE"], "dynamodb": {"Keys": {"SK": {"S": [{"prefix": "TRIP#"}]}}}}
+
+
+@pytest.mark.parametrize(
+    ("sk", "delivered"), [("TRIP#t1", True), ("TRIP#t1#SEGMENT#s1", True), ("PROFILE", False), ("XTRIP#", False)]
+)
+def test_the_local_stream_filters_deletions_by_key_prefix(sk: str, delivered: bool) -> None:
+    record = {"eventName": "REMOVE", "dynamodb": {"Keys": {"PK": {"S": "USER#u"}, "SK": {"S": sk}}}}
+    assert _matches(REMOVALS, record) is delivered

@@ -26,6 +26,7 @@ from image_recovery.styles import StyleCatalog
 
 if TYPE_CHECKING:
     from image_recovery.api import Api
+    from image_recovery.cleanup import ImageCleaner
     from image_recovery.stream import StreamIndexer
     from image_recovery.sweep import Sweeper
     from image_recovery.tasks_runtime import TasksRuntime
@@ -82,6 +83,15 @@ def worker(settings: WorkerSettings) -> WorkerRuntime:
     return WorkerRuntime(settings)
 
 
+def _cleaner(settings: IndexerSettings | TasksSettings) -> ImageCleaner:
+    from image_recovery.cleanup import ImageCleaner
+    from image_recovery.storage import ImageStore
+
+    return ImageCleaner(
+        RecordRepository(), ImageStore(lambda: aws.client("s3"), settings.image_bucket, region=settings.region)
+    )
+
+
 def indexer(settings: IndexerSettings) -> StreamIndexer:
     from image_recovery.stream import StreamIndexer
 
@@ -90,6 +100,7 @@ def indexer(settings: IndexerSettings) -> StreamIndexer:
         StyleCatalog(),
         _queuer(settings),
         IndexState(settings.travel_table),
+        _cleaner(settings),
         queue_new_records=settings.queue_new_records,
     )
 
@@ -105,6 +116,7 @@ def tasks(settings: TasksSettings) -> TasksRuntime:
         _queuer(settings),
         TaskQueue(lambda: aws.client("sqs"), settings.task_queue_url),
         IndexState(settings.travel_table),
+        _cleaner(settings),
         travel_table=settings.travel_table,
         repair_segments=settings.repair_segments,
         repair_page_size=settings.repair_page_size,

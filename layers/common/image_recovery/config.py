@@ -64,11 +64,13 @@ class SweepSettings(CommonSettings):
 
 class IndexerSettings(CommonSettings):
     job_queue_url: NonEmpty = Field(validation_alias="JOB_QUEUE_URL")
+    image_bucket: NonEmpty = Field(validation_alias="IMAGE_BUCKET_NAME")
     queue_new_records: bool = Field(default=False, validation_alias="QUEUE_NEW_RECORDS")
 
 
 class TasksSettings(CommonSettings):
     job_queue_url: NonEmpty = Field(validation_alias="JOB_QUEUE_URL")
+    image_bucket: NonEmpty = Field(validation_alias="IMAGE_BUCKET_NAME")
     task_queue_url: NonEmpty = Field(validation_alias="TASK_QUEUE_URL")
     repair_segments: int = Field(default=8, ge=1, le=256, validation_alias="REPAIR_SEGMENTS")
     # items per Scan page: bounds the work between two checks of the remaining time

@@ -55,6 +55,16 @@ def user_pk(user_id: str) -> str:
 MAX_ID_CHARS = 128
 
 
+def _plain_text(value: str) -> bool:
+    return not any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value)  # Cs: a lone surrogate
+
+
+def is_valid_user_id(value: object) -> bool:
+    """A user id (the JWT `sub`) the service can key records by: 1-128 characters without `#` (the key
+    separator) or control characters. Anything else a `sub` holds is fine ("auth0|…", "a/b", ".")."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS and "#" not in value and _plain_text(value)
+
+
 def is_valid_id(value: object) -> bool:
     """An id the service can address: 1-128 characters, no `#` (key separator), no `/` (path separator), no
     control characters or lone surrogates, and not "." or ".." (which URLs treat as path steps). Record, style
@@ -65,7 +75,7 @@ def is_valid_id(value: object) -> bool:
         and value not in (".", "..")
         and "#" not in value
         and "/" not in value
-        and not any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value)  # Cs: a lone surrogate
+        and _plain_text(value)
     )
 
 
@@ -100,7 +110,7 @@ _SK_LABELS: dict[EntityType, tuple[str, ...]] = {
 def parse_key_path(pk: str, sk: str, kind: EntityType) -> KeyPath | None:
     """The KeyPath of a record of `kind`, or None when its keys do not have that kind's shape (DESIGN §2)."""
     user_id = pk.removeprefix("USER#")
-    if user_id == pk or not is_valid_id(user_id):
+    if user_id == pk or not is_valid_user_id(user_id):
         return None
     parts = sk.split("#")
     labels = _SK_LABELS[kind]

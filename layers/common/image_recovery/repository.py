@@ -216,15 +216,20 @@ class RecordRepository:
 
     def get_many(self, keys: Iterable[tuple[str, str]], *, where: str) -> dict[tuple[str, str], TravelRecord]:
         """Records by key, in BatchGetItem calls of up to 100 keys; absent and malformed ones are left out."""
+        found = read_records(self.raw_items(keys).values(), where)
+        return {(r.pk, r.sk): r for r in found}
+
+    def raw_items(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+        """Items by key as stored (DynamoDB JSON, nothing checked), in BatchGetItem calls of up to 100 keys."""
         unique = list(dict.fromkeys(keys))
         table = TravelRecord.Meta.table_name
-        found: dict[tuple[str, str], TravelRecord] = {}
+        found: dict[tuple[str, str], dict] = {}
         for start in range(0, len(unique), _BATCH_GET_LIMIT):
             pending: Any = [{"PK": {"S": pk}, "SK": {"S": sk}} for pk, sk in unique[start : start + _BATCH_GET_LIMIT]]
             for retry in count():
                 response = aws.client("dynamodb").batch_get_item(RequestItems={table: {"Keys": pending}})
-                items = response.get("Responses", {}).get(table, [])
-                found.update({(r.pk, r.sk): r for r in read_records(items, where)})
+                for item in response.get("Responses", {}).get(table, []):
+                    found[(item["PK"]["S"], item["SK"]["S"])] = item
                 pending = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys")
                 if not pending:
                     break

@@ -1,8 +1,10 @@
-"""The travel table's stream: keep the sparse index right for every writer, optionally queue new records."""
+"""The travel table's stream: keep the sparse index right for every writer, remove the images of records the
+host deleted or gave another image, and optionally queue new records."""
 
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -10,6 +12,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from image_recovery.cleanup import ImageCleaner
 from image_recovery.index_state import IndexState
 from image_recovery.indexing import reconcile
 from image_recovery.models import TravelRecord
@@ -27,10 +30,12 @@ class StreamIndexer:
         styles: StyleCatalog,
         queuer: Queuer,
         index: IndexState,
+        cleaner: ImageCleaner,
         *,
         queue_new_records: bool,
     ) -> None:
         self._index = index
+        self._cleaner = cleaner
         self._styles = styles
         self._queuer = queuer
         self._queue_new_records = queue_new_records
@@ -52,12 +57,20 @@ class StreamIndexer:
         return response
 
     def _record(self, record: DynamoDBRecord) -> None:
-        new_image = (record.raw_event.get("dynamodb") or {}).get("NewImage")
-        if not new_image:  # a deletion: nothing left to index
+        change = record.raw_event.get("dynamodb") or {}
+        new_image = change.get("NewImage")
+        if not new_image:  # a deletion: nothing left to index, but its images are nobody's now
+            deleted_at = datetime.fromtimestamp(float(change.get("ApproximateCreationDateTime") or 0), UTC)
+            if self._cleaner.record_deleted(change.get("Keys") or {}, deleted_at):
+                self._changes["deleted"] += 1
             return
         reconciled = reconcile(new_image, "stream")
         self._changes[reconciled.change] += 1
         found = reconciled.record
+        if found is not None and self._cleaner.image_replaced(found):
+            self._changes["image_replaced"] += 1
+        elif found is not None and self._cleaner.adopt_copy(found):
+            self._changes["copy_adopted"] += 1
         is_new_record = record.event_name and record.event_name.name == "INSERT"
         if self._queue_new_records and is_new_record and found is not None and found.image_missing:
             self._new.append(found)

@@ -1,25 +1,28 @@
 """Long work split into SQS-carried tasks, each resuming where the previous invocation stopped.
 
-Two kinds: queueing every missing (or failed) record of one user, for users with more than one request
-can handle at once; and one segment of the full-table repair scan. A task runs until its Lambda is
-close to its timeout, then sends itself on with the key it reached, so any amount of work is covered
-by a chain of short invocations.
+Three kinds: queueing every missing (or failed) record of one user, for users with more than one request
+can handle at once; one segment of the full-table repair scan; and the repair run's audit of the image
+bucket. A task runs until its Lambda is close to its timeout, then sends itself on with the key it
+reached, so any amount of work is covered by a chain of short invocations.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any, Literal
 
+from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic.alias_generators import to_camel
 
 from image_recovery.batches import BatchRepository
+from image_recovery.cleanup import ImageCleaner
 from image_recovery.index_state import IndexState
 from image_recovery.indexing import IndexChange, reconcile, scan_segment
 from image_recovery.models import is_failed
-from image_recovery.observability import logger
+from image_recovery.observability import logger, metrics
 from image_recovery.queueing import Queuer, chunked
 from image_recovery.repository import RecordRepository
 
@@ -49,11 +52,17 @@ class RepairSegmentTask(_Task):
     total_segments: int = Field(ge=1)
 
 
-Task = Annotated[QueueMissingTask | RepairSegmentTask, Field(discriminator="kind")]
+class AuditImagesTask(_Task):
+    kind: Literal["audit-images"] = "audit-images"
+    continuation_token: str | None = None  # where the bucket listing resumes
+
+
+AnyTask = QueueMissingTask | RepairSegmentTask | AuditImagesTask
+Task = Annotated[AnyTask, Field(discriminator="kind")]
 
 
 @cache
-def task_adapter() -> TypeAdapter[QueueMissingTask | RepairSegmentTask]:
+def task_adapter() -> TypeAdapter[AnyTask]:
     """Parses either task from its JSON; built on first use (the API sends tasks but never reads them)."""
     return TypeAdapter(Task)
 
@@ -63,7 +72,7 @@ class TaskQueue:
         self._client = client
         self._queue_url = queue_url
 
-    def send(self, *tasks: QueueMissingTask | RepairSegmentTask) -> None:
+    def send(self, *tasks: AnyTask) -> None:
         for chunk in chunked(tasks, 10):
             entries = [{"Id": str(i), "MessageBody": t.model_dump_json(by_alias=True)} for i, t in enumerate(chunk)]
             response = self._client().send_message_batch(QueueUrl=self._queue_url, Entries=entries)
@@ -79,11 +88,13 @@ class TaskRunner:
         queuer: Queuer,
         tasks: TaskQueue,
         index: IndexState,
+        cleaner: ImageCleaner,
         *,
         travel_table: str,
         repair_segments: int,
         repair_page_size: int,
     ) -> None:
+        self._cleaner = cleaner
         self._records = records
         self._batches = batches
         self._queuer = queuer
@@ -94,16 +105,36 @@ class TaskRunner:
         self._repair_page_size = repair_page_size
 
     def start_repair(self) -> int:
-        """Fan the repair scan out: one task per segment, each its own chain of invocations."""
+        """Fan the repair scan out: one task per segment, each its own chain of invocations, and the bucket
+        audit beside them."""
         total = self._repair_segments
         run_id = self._index.start_repair(total)
-        self._tasks.send(*(RepairSegmentTask(run_id=run_id, segment=s, total_segments=total) for s in range(total)))
+        segments = (RepairSegmentTask(run_id=run_id, segment=s, total_segments=total) for s in range(total))
+        self._tasks.send(*segments, AuditImagesTask())
         return total
 
-    def run(self, task: QueueMissingTask | RepairSegmentTask, time_is_up: Callable[[], bool]) -> dict:
+    def run(self, task: AnyTask, time_is_up: Callable[[], bool]) -> dict:
         if isinstance(task, QueueMissingTask):
             return self._queue_missing(task, time_is_up)
+        if isinstance(task, AuditImagesTask):
+            return self._audit(task, time_is_up)
         return self._repair(task, time_is_up)
+
+    def _audit(self, task: AuditImagesTask, time_is_up: Callable[[], bool]) -> dict:
+        token, removed = task.continuation_token, 0
+        while True:
+            count, token = self._cleaner.audit(token, datetime.now(UTC))
+            removed += count
+            if token is None:
+                summary = {"kind": task.kind, "removed": removed, "done": True}
+                break
+            if time_is_up():
+                self._tasks.send(task.model_copy(update={"continuation_token": token}))
+                summary = {"kind": task.kind, "removed": removed, "done": False}
+                break
+        logger.info("image audit progress", extra=summary)
+        metrics.add_metric(name="OrphanImagesRemoved", unit=MetricUnit.Count, value=removed)
+        return summary
 
     def _queue_missing(self, task: QueueMissingTask, time_is_up: Callable[[], bool]) -> dict:
         key, queued = task.start_key, 0

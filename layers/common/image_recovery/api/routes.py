@@ -22,10 +22,10 @@ from image_recovery.api.schemas import (
     StylesResponse,
 )
 from image_recovery.errors import BadRequestError, NotFoundError
+from image_recovery.models import is_valid_user_id
 from image_recovery.observability import logger
 from image_recovery.recovery import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, RecoveryService
 
-_USER_ID_MAX = 128
 _CURSOR_MAX = 4096
 
 
@@ -74,7 +74,7 @@ class Api:
         def current_user() -> str:
             claims = resolver.current_event.request_context.authorizer.jwt_claim or {}
             sub = claims.get("sub")
-            if not isinstance(sub, str) or not 0 < len(sub) <= _USER_ID_MAX or "#" in sub or "/" in sub:
+            if not is_valid_user_id(sub):
                 raise Unauthorized
             logger.append_keys(user_id=sub)  # the subject only: the token itself is never logged
             return sub
@@ -162,7 +162,22 @@ class Api:
                 "body": json.dumps(error_body(code, message)),
                 "isBase64Encoded": False,
             }
-        return self.resolver.resolve(event, context)
+        return self.resolver.resolve(_canonical_media_type(event), context)
+
+
+def _content_type(event: dict) -> tuple[str | None, str]:
+    """(header name as sent, media type lower-cased without parameters); (None, "") when there is none."""
+    headers = event.get("headers") or {}
+    name = next((name for name in headers if name.lower() == "content-type"), None)
+    return name, (headers[name] or "").split(";", 1)[0].strip().lower() if name else ""
+
+
+def _canonical_media_type(event: dict) -> dict:
+    """Media types compare case-insensitively (RFC 9110); Powertools' validation compares them as written."""
+    name, _ = _content_type(event)
+    if name is None or event["headers"][name] == content_types.APPLICATION_JSON:
+        return event
+    return {**event, "headers": {**event["headers"], name: content_types.APPLICATION_JSON}}
 
 
 def _refusal(event: dict) -> tuple[int, str, str] | None:
@@ -181,9 +196,7 @@ def _refusal(event: dict) -> tuple[int, str, str] | None:
         size = len(body.encode("utf-8", "surrogatepass"))
     if size > MAX_BODY_BYTES:
         return 413, "body_too_large", f"Request bodies are limited to {MAX_BODY_BYTES} bytes."
-    headers = event.get("headers") or {}
-    content_type = next((value for name, value in headers.items() if name.lower() == "content-type"), "")
-    media_type = content_type.split(";", 1)[0].strip().lower()
+    _, media_type = _content_type(event)
     if media_type and media_type != content_types.APPLICATION_JSON:
         # Bodies are JSON. Powertools' validation (whose JSON test this is) would parse form and multipart bodies,
         # and raise an unmapped error, so a 500, for any other type or a multipart body without a boundary.
