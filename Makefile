@@ -28,7 +28,7 @@ $(CHECKOV):
 	"$$(scripts/find-python)" -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
 
-.PHONY: help demo serve test lint validate security build clean redrive bench chaos publish-panel
+.PHONY: help demo serve test lint validate security build clean redrive bench chaos soak publish-panel
 help:
 	@echo "make demo      run the main job end to end on an embedded AWS (moto on 127.0.0.1)"
 	@echo "make serve     the missing-images panel on a local stack: http://127.0.0.1:$(PORT)/ (PORT=8000; local-only sign-in)"
@@ -38,6 +38,7 @@ help:
 	@echo "make security  checkov on template.yaml; skipped checks are justified in .checkov.yaml"
 	@echo "make bench     benchmark against a naive baseline on moto (BENCH_ARGS=--quick for a smoke run)"
 	@echo "make chaos     a few thousand jobs with faults in every AWS call; lost and duplicated must be 0 (FAULT_RATE=0.05)"
+	@echo "make soak      the careless-host state machine for thousands of steps, with a table (SOAK_ARGS=--examples 170 --steps 30)"
 	@echo "make redrive   move the deployed stack's dead letters back to the job queue (STACK=$(STACK); AWS credentials)"
 	@echo "make publish-panel  upload web/ and a config.js to the deployed stack's panel (STACK=$(STACK); AWS credentials)"
 
@@ -68,6 +69,9 @@ security: $(CHECKOV)
 
 bench: $(STAMP)
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+soak: $(STAMP)
+	$(PY) -m tests.careless_host $(or $(SOAK_ARGS),--examples 170 --steps 30)
 
 chaos: $(STAMP)
 	FAULT_RATE=$(or $(FAULT_RATE),0.05) $(PY) -W ignore -m devtools.chaos $(CHAOS_ARGS)

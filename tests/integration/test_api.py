@@ -179,7 +179,7 @@ def test_bad_input_gets_a_json_4xx_and_changes_nothing(api, world, body, status,
     assert world() == before
 
 
-@pytest.mark.parametrize("sub", [None, "", "USER#bob", "a/b", "x" * 200])
+@pytest.mark.parametrize("sub", [None, "", "USER#bob", "#sweep", "tab\there", "x" * 200])
 def test_a_missing_or_unusable_subject_claim_is_401(api, world, sub):
     event = http_event("api-queue-all.json")
     claims = event["requestContext"]["authorizer"]["jwt"]["claims"]
@@ -193,6 +193,19 @@ def test_a_missing_or_unusable_subject_claim_is_401(api, world, sub):
 
     assert (status, body["error"]["code"]) == (401, "unauthorized")
     assert world() == before
+
+
+@pytest.mark.parametrize("sub", ["auth0|64a1b2", "google-oauth2:1234", "a/b", "..", "josé"])
+def test_a_subject_holding_any_printable_character_but_hash_is_a_user(stack, handler, deliver_stream, sub):
+    put_items(stack.physical("TravelTable"), [trip(sub, "t1", "Trip", "2026-01-01T00:00:00Z")])
+    deliver_stream()
+    api = handler("api")
+
+    status, body = call_api(api, http_event("api-list-missing-images.json", sub=sub))
+    queued, answer = call_api(api, http_event("api-queue-selected.json", sub=sub, body={"tripIds": ["t1"]}))
+
+    assert (status, [t["id"] for t in body["trips"]]) == (200, ["t1"])
+    assert (queued, answer["summary"]["trips"]["queued"]) == (202, 1)
 
 
 def test_a_malformed_batch_id_is_400_and_an_unknown_one_404(api):
