@@ -36,9 +36,9 @@ class ImageCleaner:
         self._records = records
         self._store = store
 
-    def record_deleted(self, keys: RawItem, deleted_at: datetime) -> bool:
-        """The host deleted a record: remove every image stored for it before that moment. Whatever is newer
-        belongs to a record written again under the same keys since, and so does its current image."""
+    def record_deleted(self, keys: RawItem) -> bool:
+        """The host deleted a record: remove every image stored for it. If a record has been written again
+        under the same keys since, its current image and what its current job stores are kept."""
         pk, sk = _string(keys, "PK"), _string(keys, "SK")
         kind = kind_of_key(sk or "")
         if pk is None or sk is None or kind is None:
@@ -48,7 +48,8 @@ class ImageCleaner:
         except ValueError:  # keys the service never stored an image under
             return False
         current = self._records.get(pk, sk, where=WHERE)
-        self._store.delete_stored_before(prefix, deleted_at, keep=current.image_key if current else None)
+        keep = {current.image_key, f"{prefix}{current.image_job_id}.png"} if current else set()
+        self._store.delete_many([key for key, _ in self._store.objects(prefix) if key not in keep])
         return True
 
     def image_replaced(self, record: TravelRecord) -> bool:

@@ -4,7 +4,6 @@ host deleted or gave another image, and optionally queue new records."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -60,8 +59,7 @@ class StreamIndexer:
         change = record.raw_event.get("dynamodb") or {}
         new_image = change.get("NewImage")
         if not new_image:  # a deletion: nothing left to index, but its images are nobody's now
-            deleted_at = datetime.fromtimestamp(float(change.get("ApproximateCreationDateTime") or 0), UTC)
-            if self._cleaner.record_deleted(change.get("Keys") or {}, deleted_at):
+            if self._cleaner.record_deleted(change.get("Keys") or {}):
                 self._changes["deleted"] += 1
             return
         reconciled = reconcile(new_image, "stream")
