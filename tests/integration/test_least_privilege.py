@@ -270,7 +270,7 @@ def iam_requests(call: AwsCall) -> list[Request]:
                 Request(f"dynamodb:{'GetItem' if kind == 'Get' else _DYNAMODB_TRANSACT[kind]}", _table_arn(call, table))
                 for kind, table in p["TransactItems"]
             ]
-        elif op in ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan"):
+        elif op in ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "DescribeTable"):
             requests = [Request(f"dynamodb:{op}", _table_arn(call, p["TableName"], p.get("IndexName")))]
     elif call.service == "s3":
         bucket = f"arn:aws:s3:::{p['Bucket']}"
