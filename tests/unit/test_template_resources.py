@@ -227,6 +227,11 @@ def test_parameters_override_the_defaults_and_unknown_ones_are_refused() -> None
         stack.update_parameters(NoSuchParameter="x")
 
 
+def test_short_form_condition_in_a_condition_is_read_as_cloudformation_reads_it(bare_stack: LocalStack) -> None:
+    assert TEMPLATE["Conditions"]["HasTravelTableStream"]["Fn::Or"][0] == {"Condition": "CreateTravelTable"}
+    assert bare_stack.condition("HasTravelTableStream") is True
+
+
 def test_a_distribution_domain_resolves_to_a_local_placeholder(bare_stack: LocalStack) -> None:
     assert bare_stack.resolve({"Fn::GetAtt": ["PanelDistribution", "DomainName"]}) == (
         "paneldistribution.cloudfront.local"
