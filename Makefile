@@ -28,7 +28,7 @@ $(CHECKOV):
 	"$$(scripts/find-python)" -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
 
-.PHONY: help demo serve test lint validate security build clean redrive bench chaos publish-panel
+.PHONY: help demo serve test lint validate security build clean redrive bench chaos publish-panel attach
 help:
 	@echo "make demo      run the main job end to end on an embedded AWS (moto on 127.0.0.1)"
 	@echo "make serve     the missing-images panel on a local stack: http://127.0.0.1:$(PORT)/ (PORT=8000; local-only sign-in)"
@@ -40,6 +40,7 @@ help:
 	@echo "make chaos     a few thousand jobs with faults in every AWS call; lost and duplicated must be 0 (FAULT_RATE=0.05)"
 	@echo "make redrive   move the deployed stack's dead letters back to the job queue (STACK=$(STACK); AWS credentials)"
 	@echo "make publish-panel  upload web/ and a config.js to the deployed stack's panel (STACK=$(STACK); AWS credentials)"
+	@echo "make attach TABLE=<name> [DRY_RUN=1] [REGION=...]  add the MissingImages index and a stream to the host's table; prints the cost and the sam deploy line"
 
 demo: $(STAMP)
 	$(PY) -m devtools.demo
@@ -77,6 +78,10 @@ redrive: $(STAMP)
 
 publish-panel: $(STAMP)
 	$(PY) -m devtools.publish_panel --stack-name $(STACK)
+
+attach: $(STAMP)
+	@test -n "$(TABLE)" || { echo "usage: make attach TABLE=<table name> [DRY_RUN=1] [REGION=<region>]" >&2; exit 2; }
+	$(PY) -m devtools.attach --table "$(TABLE)" $(if $(DRY_RUN),--dry-run) $(if $(REGION),--region $(REGION)) $(ATTACH_ARGS)
 
 clean:
 	rm -rf .aws-sam out .pytest_cache .ruff_cache
