@@ -95,6 +95,7 @@ def test_worker_environment_resolves_against_the_built_stack(stack: LocalStack) 
     assert environment["IDEMPOTENCY_TABLE_NAME"] == stack.physical("IdempotencyTable")
     assert environment["IMAGE_BUCKET_NAME"] == stack.physical("ImageBucket")
     assert environment["BEDROCK_MODEL_ID"] == parameter_default("BedrockModelId")
+    assert environment["BEDROCK_REGION"] == REGION  # BedrockRegion empty: the stack's own
     assert environment["POWERTOOLS_SERVICE_NAME"]
     assert client("dynamodb").describe_table(TableName=environment["TRAVEL_TABLE_NAME"])["Table"]["TableStatus"]
 
