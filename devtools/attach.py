@@ -31,9 +31,10 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 from devtools.template_resources import load_template
-from image_recovery.models import MISSING_INDEX_NAME, missing_index_values
+from image_recovery.models import MISSING_INDEX_NAME, TravelRecord, missing_index_values
 from image_recovery.records import MalformedItem, parse_record
 
+INDEX_ATTRIBUTES = (TravelRecord.image_missing_owner.attr_name, TravelRecord.image_missing_sort.attr_name)
 STREAM_VIEW = "NEW_IMAGE"  # what the stream function reads (template.yaml's TravelTable)
 STREAM_VIEWS_KEPT = ("NEW_IMAGE", "NEW_AND_OLD_IMAGES")  # carry the new image: the stream function can use them
 
@@ -264,11 +265,12 @@ def estimate(item_count: int, table_bytes: int, sample: Sample) -> Estimate:
 
 
 def _size(count: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
+    unit = "B"
+    for unit in ("B", "KB", "MB", "GB", "TB"):  # the unit the loop stops at is the one printed
         if count < 1024 or unit == "TB":
-            return f"{count:,.0f} {unit}" if unit == "B" else f"{count:,.1f} {unit}"
+            break
         count /= 1024
-    raise AssertionError("unreachable")
+    return f"{count:,.0f} B" if unit == "B" else f"{count:,.1f} {unit}"
 
 
 def _usd(amount: float) -> str:
@@ -357,7 +359,10 @@ def sample_table(
                 missing += 1
                 owner, sort = missing_index_values(record.pk, record.sk, record.created_at)
                 added.append(
-                    len("imageMissingOwner") + len(owner.encode()) + len("imageMissingSort") + len(sort.encode())
+                    sum(
+                        len(name) + len(value.encode())
+                        for name, value in zip(INDEX_ATTRIBUTES, (owner, sort), strict=True)
+                    )
                 )
     return Sample(items, records, missing, malformed, sum(added) / len(added) if added else 0.0)
 
