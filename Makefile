@@ -28,7 +28,7 @@ $(CHECKOV):
 	"$$(scripts/find-python)" -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
 
-.PHONY: help demo serve test lint validate security build clean redrive bench chaos soak publish-panel
+.PHONY: help demo serve test lint validate security build clean redrive bench chaos soak publish-panel attach
 help:
 	@echo "make demo      run the main job end to end on an embedded AWS (moto on 127.0.0.1)"
 	@echo "make serve     the missing-images panel on a local stack: http://127.0.0.1:$(PORT)/ (PORT=8000; local-only sign-in)"
@@ -41,6 +41,7 @@ help:
 	@echo "make soak      the careless-host state machine for thousands of steps, with a table (SOAK_ARGS=--examples 170 --steps 30)"
 	@echo "make redrive   move the deployed stack's dead letters back to the job queue (STACK=$(STACK); AWS credentials)"
 	@echo "make publish-panel  upload web/ and a config.js to the deployed stack's panel (STACK=$(STACK); AWS credentials)"
+	@echo "make attach TABLE=<name> [DRY_RUN=1] [REGION=...]  add the MissingImages index and a stream to the host's table; prints the cost and the sam deploy line"
 
 demo: $(STAMP)
 	$(PY) -m devtools.demo
@@ -81,6 +82,10 @@ redrive: $(STAMP)
 
 publish-panel: $(STAMP)
 	$(PY) -m devtools.publish_panel --stack-name $(STACK)
+
+attach: $(STAMP)
+	@test -n "$(TABLE)" || { echo "usage: make attach TABLE=<table name> [DRY_RUN=1] [REGION=<region>]" >&2; exit 2; }
+	$(PY) -m devtools.attach --table "$(TABLE)" $(if $(DRY_RUN),--dry-run) $(if $(REGION),--region $(REGION)) $(ATTACH_ARGS)
 
 clean:
 	rm -rf .aws-sam out .pytest_cache .ruff_cache

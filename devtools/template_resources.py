@@ -3,6 +3,14 @@
 Tests, the demo and the benchmarks all build their resources here, so the local schema is the
 template's schema and cannot drift. Function environments come from the template too (Globals plus
 each function's own variables), with intrinsic functions resolved against the local resources.
+
+Parameters take their defaults unless `build_stack(parameters=...)` overrides them, as `sam deploy
+--parameter-overrides` would. A resource whose `Condition` is false is not built and its function does not
+exist. Where the template attaches to an existing resource instead of creating one (ATTACHED), the named
+resource stands in for it: with ExistingTravelTableName set, `physical("TravelTable")` and its ARN name the
+host's table, so everything that addresses the travel table does so either way. Resources of other types are
+not built; `GetAtt <Distribution>.DomainName` of a CloudFront distribution resolves to the placeholder
+`<logical id, lower case>.cloudfront.local`.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
 ACCOUNT = "123456789012"
 BUILT_TYPES = ("AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::S3::Bucket")
+# A resource the template creates only when a parameter does not name an existing one: logical id -> parameter.
+ATTACHED = {"TravelTable": "ExistingTravelTableName"}
 _NO_VALUE = object()  # what Ref AWS::NoValue resolves to: removed from the list or mapping that holds it
 
 
@@ -28,7 +38,7 @@ class _CfnLoader(yaml.SafeLoader):
 
 
 def _intrinsic(loader: _CfnLoader, suffix: str, node: yaml.Node) -> dict:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
     if isinstance(node, yaml.ScalarNode):
         value: Any = loader.construct_scalar(node)
         if suffix == "GetAtt":
@@ -56,6 +66,26 @@ class LocalStack:
     prefix: str
     refs: dict[str, str] = field(default_factory=dict)
     arns: dict[str, str] = field(default_factory=dict)
+    parameters: dict[str, str] = field(default_factory=dict)  # overrides of the parameters' defaults
+
+    def __post_init__(self) -> None:
+        self._check_parameters(self.parameters)
+
+    def _check_parameters(self, names: dict[str, str]) -> None:
+        unknown = sorted(set(names) - set(self.template.get("Parameters", {})))
+        if unknown:
+            raise KeyError(f"the template has no parameter {', '.join(unknown)}")
+
+    def update_parameters(self, **overrides: str) -> None:
+        """What a later `sam deploy --parameter-overrides` changes for the functions: their environments,
+        policies, and which of them exist. Resources already built stay as they were built."""
+        self._check_parameters(overrides)
+        self.parameters.update(overrides)
+
+    def exists(self, logical_id: str) -> bool:
+        """Whether the stack has this resource for its parameters (its Condition, if any, is true)."""
+        condition = self.template["Resources"][logical_id].get("Condition")
+        return condition is None or self.condition(condition)
 
     # ------------------------------------------------------------ intrinsics
     def resolve(self, value: Any) -> Any:
@@ -91,7 +121,7 @@ class LocalStack:
         return {k: v for k, v in resolved.items() if v is not _NO_VALUE}
 
     def condition(self, name: str) -> bool:
-        """The value of one of the template's Conditions for the parameters' defaults."""
+        """The value of one of the template's Conditions for the stack's parameters."""
         return self._evaluate(self.template["Conditions"][name])
 
     def _evaluate(self, expression: dict) -> bool:
@@ -125,20 +155,33 @@ class LocalStack:
         pseudo = {"AWS::Region": self.region, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws"}
         if name in pseudo:
             return pseudo[name]
+        if name in self.parameters:
+            return str(self.parameters[name])
         parameter = self.template.get("Parameters", {}).get(name)
         if parameter is not None:
             if "Default" not in parameter:
                 raise KeyError(f"parameter {name} has no default; pass it in overrides")
             return str(parameter["Default"])
+        self._require(name)
         if name in self.refs:
             return self.refs[name]
         raise KeyError(f"{name} is not built locally (only {', '.join(BUILT_TYPES)} are)")
 
+    def _require(self, logical_id: str) -> None:
+        """CloudFormation fails a reference to a resource whose Condition is false; so does the local stack
+        (a stand-in from ATTACHED is still reachable through `physical`)."""
+        if logical_id in self.template.get("Resources", {}) and not self.exists(logical_id):
+            raise KeyError(f"{logical_id} does not exist for the stack's parameters (its Condition is false)")
+
     def _get_att(self, logical: str, attribute: str) -> str:
+        self._require(logical)
         if attribute == "Arn":
             return self.arns[logical]
         if attribute == "QueueName":
             return self.refs[logical].rsplit("/", 1)[-1]
+        resource_type = self.template["Resources"].get(logical, {}).get("Type")
+        if (resource_type, attribute) == ("AWS::CloudFront::Distribution", "DomainName"):
+            return f"{logical.lower()}.cloudfront.local"  # not built locally: a stable stand-in for d123.cloudfront.net
         raise NotImplementedError(f"GetAtt {logical}.{attribute}")
 
     def _sub_var(self, expression: str) -> str:
@@ -149,6 +192,7 @@ class LocalStack:
     # ------------------------------------------------------------ environment
     def function_environment(self, logical_id: str) -> dict[str, str]:
         """Globals + the function's own variables, resolved; what Lambda would set for it."""
+        self._require(logical_id)
         global_vars = self.template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
         function = self.template["Resources"][logical_id]["Properties"]
         own_vars = function.get("Environment", {}).get("Variables", {})
@@ -159,7 +203,7 @@ class LocalStack:
         return {
             resource["Properties"]["CodeUri"].strip("/").split("/")[-1]: logical_id
             for logical_id, resource in self.template["Resources"].items()
-            if resource["Type"] == "AWS::Serverless::Function"
+            if resource["Type"] == "AWS::Serverless::Function" and self.exists(logical_id)
         }
 
     def physical(self, logical_id: str) -> str:
@@ -249,12 +293,30 @@ _CREATORS = {
 }
 
 
+def _attach(stack: LocalStack, logical_id: str, name: str) -> None:
+    """The existing resource `name` stands in for `logical_id`, which the template does not create."""
+    resource_type = stack.template["Resources"][logical_id]["Type"]
+    if resource_type != "AWS::DynamoDB::Table":
+        raise NotImplementedError(f"cannot attach {logical_id} ({resource_type})")
+    stack.refs[logical_id] = name
+    stack.arns[logical_id] = f"arn:aws:dynamodb:{stack.region}:{ACCOUNT}:table/{name}"
+
+
 def build_stack(
-    region: str = "us-east-1", prefix: str = "image-recovery", template_path: Path = TEMPLATE
+    region: str = "us-east-1",
+    prefix: str = "image-recovery",
+    template_path: Path = TEMPLATE,
+    parameters: dict[str, str] | None = None,
 ) -> LocalStack:
-    """Create every table, queue and bucket of the template (moto must already be answering)."""
-    stack = LocalStack(load_template(template_path), region, prefix)
-    pending = {k: v for k, v in stack.template["Resources"].items() if v["Type"] in _CREATORS}
+    """Create every table, queue and bucket the template has for `parameters` (moto must already be answering).
+
+    `parameters` overrides the template's defaults, e.g. {"ExistingTravelTableName": "host-travel"}: the
+    stack then builds no travel table and addresses that one (which the caller creates)."""
+    stack = LocalStack(load_template(template_path), region, prefix, parameters=dict(parameters or {}))
+    for logical_id, parameter in ATTACHED.items():
+        if parameter in stack.template.get("Parameters", {}) and not stack.exists(logical_id):
+            _attach(stack, logical_id, stack.resolve({"Ref": parameter}))
+    pending = {k: v for k, v in stack.template["Resources"].items() if v["Type"] in _CREATORS and stack.exists(k)}
     while pending:
         progressed = False
         for logical_id, resource in list(pending.items()):

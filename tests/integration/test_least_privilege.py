@@ -19,7 +19,6 @@ any of those, so a call that only they would allow fails here.
 from __future__ import annotations
 
 import base64
-import copy
 import datetime as dt
 import io
 import json
@@ -270,7 +269,7 @@ def iam_requests(call: AwsCall) -> list[Request]:
                 Request(f"dynamodb:{'GetItem' if kind == 'Get' else _DYNAMODB_TRANSACT[kind]}", _table_arn(call, table))
                 for kind, table in p["TransactItems"]
             ]
-        elif op in ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan"):
+        elif op in ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "DescribeTable"):
             requests = [Request(f"dynamodb:{op}", _table_arn(call, p["TableName"], p.get("IndexName")))]
     elif call.service == "s3":
         bucket = f"arn:aws:s3:::{p['Bucket']}"
@@ -299,15 +298,16 @@ class World:
     """A fresh local stack on moto, built from template.yaml as the `stack` fixture builds it, whose
     handlers (loaded with the environment the template gives them) have their calls recorded."""
 
-    def __init__(self, recorder: CallRecorder) -> None:
+    def __init__(self, recorder: CallRecorder, parameters: dict[str, str] | None = None) -> None:
         self.recorder = recorder
+        self._parameters = parameters
         self._mock = mock_aws()
         self._stream: LocalStream | None = None
 
     def __enter__(self) -> World:
         self._mock.start()
         aws.reset()
-        self.stack = build_stack(region=REGION)
+        self.stack = build_stack(region=REGION, parameters=self._parameters)
         self.sqs = boto3.client("sqs", region_name=REGION)
         self.dynamodb = boto3.client("dynamodb", region_name=REGION)
         return self
@@ -658,11 +658,10 @@ def test_resources_are_named_except_where_names_are_data(usage):
     assert patterns == justified
 
 
-def with_model(usage: Usage, model_id: str) -> LocalStack:
-    """The same local stack, its template deployed with BedrockModelId=model_id."""
-    template = copy.deepcopy(usage.stack.template)
-    template["Parameters"]["BedrockModelId"]["Default"] = model_id
-    return LocalStack(template, usage.stack.region, usage.stack.prefix, usage.stack.refs, usage.stack.arns)
+def deployed_with(usage: Usage, **parameters: str) -> LocalStack:
+    """The same local stack, its template deployed with these parameters."""
+    stack = usage.stack
+    return LocalStack(stack.template, stack.region, stack.prefix, stack.refs, stack.arns, parameters=parameters)
 
 
 def bedrock_grants(stack: LocalStack) -> dict[str, list[Grant]]:
@@ -677,7 +676,7 @@ def bedrock_grants(stack: LocalStack) -> dict[str, list[Grant]]:
 @pytest.mark.parametrize("model_id", ["stability.stable-image-core-v1:1", "stability.sd3-5-large-v1:0"])
 def test_invoke_model_is_granted_on_the_configured_model_only(usage, model_id):
     """A foundation model id: the worker may invoke that model in its region and no other model."""
-    granted = bedrock_grants(with_model(usage, model_id))
+    granted = bedrock_grants(deployed_with(usage, BedrockModelId=model_id))
 
     assert [(g.action, g.resource, g.condition) for g in granted.pop("worker")] == [
         ("bedrock:InvokeModel", f"arn:aws:bedrock:{REGION}::foundation-model/{model_id}", {})
@@ -698,7 +697,7 @@ def test_an_inference_profile_id_is_granted_the_profile_and_its_model_through_it
     as part of a call through that profile."""
     model = "stability.sd3-5-large-v1:0"
     profile_id = f"{prefix}.{model}"
-    granted = bedrock_grants(with_model(usage, profile_id))
+    granted = bedrock_grants(deployed_with(usage, BedrockModelId=profile_id))
     worker = granted.pop("worker")
     profile_arn = f"arn:aws:bedrock:{REGION}:{ACCOUNT}:inference-profile/{profile_id}"
 
@@ -728,6 +727,52 @@ def test_an_inference_profile_id_is_granted_the_profile_and_its_model_through_it
         *invoke_requests("bedrock:InvokeModel", f"{prefix}.stability.stable-image-ultra-v1:1", REGION),
     ]
     assert [str(r) for r in refused if any(allows(g, r) for g in worker)] == []
+
+
+def test_bedrock_region_grants_the_model_in_that_region_and_nowhere_else(usage):
+    """BedrockRegion=us-west-2 (where the active image models are served), for a stack in us-east-1."""
+    model = "stability.stable-image-core-v1:1"
+    granted = bedrock_grants(deployed_with(usage, BedrockModelId=model, BedrockRegion="us-west-2"))
+    worker = granted.pop("worker")
+
+    assert [(g.action, g.resource, g.condition) for g in worker] == [
+        ("bedrock:InvokeModel", f"arn:aws:bedrock:us-west-2::foundation-model/{model}", {})
+    ]
+    assert all(grants == [] for grants in granted.values())
+    assert all(any(allows(g, r) for g in worker) for r in invoke_requests("bedrock:InvokeModel", model, "us-west-2"))
+    refused = [invoke_requests("bedrock:InvokeModel", model, region) for region in (REGION, "eu-west-1")]
+    assert [str(r) for rs in refused for r in rs if any(allows(g, r) for g in worker)] == []
+
+
+@pytest.mark.parametrize("prefix", ["us", "global"])
+def test_bedrock_region_applies_to_an_inference_profile_too(usage, prefix):
+    profile_id = f"{prefix}.stability.sd3-5-large-v1:0"
+    worker = bedrock_grants(deployed_with(usage, BedrockModelId=profile_id, BedrockRegion="us-west-2"))["worker"]
+
+    for destination in ("us-west-2", "us-east-1", ""):
+        calls = invoke_requests("bedrock:InvokeModel", profile_id, "us-west-2", destination)
+        assert [str(r) for r in calls if not any(allows(g, r) for g in worker)] == []
+    from_home = invoke_requests("bedrock:InvokeModel", profile_id, REGION, "us-west-2")
+    assert not any(allows(g, from_home[0]) for g in worker)  # the profile in the stack's own region
+    assert not any(allows(g, from_home[1]) for g in worker)  # nor the model through that profile
+
+
+def test_the_worker_calls_bedrock_in_bedrock_region_and_its_policy_allows_that_call(monkeypatch):
+    recorder = CallRecorder()
+    with recorder.installed(), World(recorder, parameters={"BedrockRegion": "us-west-2"}) as world:
+        put_items(world.stack.physical("TravelTable"), [trip(ALICE, "t1", "Lisbon", "2026-01-01T00:00:00.000Z")])
+        queue_ids(world, world.handler("api"), ALICE, tripIds=["t1"])
+        worker = world.handler("worker")  # the Bedrock provider, as the template configures it
+        with Stubber(aws.client("bedrock-runtime", region="us-west-2")) as stubber:
+            stubber.add_response("invoke_model", stability_response())
+            assert world.drain(worker) == 1
+            stubber.assert_no_pending_responses()
+        grants = function_grants(world.stack, "WorkerFunction")
+
+    invoked = [call for call in recorder.calls if call.service == "bedrock-runtime"]
+    assert [(call.function, call.region) for call in invoked] == [("worker", "us-west-2")]
+    requests = [request for call in invoked for request in iam_requests(call)]
+    assert requests and [str(r) for r in requests if not any(allows(g, r) for g in grants)] == []
 
 
 def _choices(statement: dict) -> Iterator[dict]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+from urllib.parse import unquote, urlsplit
 
 import boto3
 import pytest
@@ -13,7 +14,7 @@ from botocore.stub import Stubber
 from PIL import Image
 
 from devtools.lambda_runtime import LambdaContext, drain_queue, http_event, load_event, sqs_event
-from devtools.seed import ALICE
+from devtools.seed import ALICE, put_items, trip
 from image_recovery import aws
 from image_recovery.errors import TransientGenerationError
 from image_recovery.providers.local import LocalImageProvider
@@ -55,6 +56,11 @@ def drain(stack, worker) -> dict:
     return drain_queue(stack.physical("JobQueue"), stack.arns["JobQueue"], worker, region=REGION)
 
 
+def image_url_base(stack) -> str:
+    """Where the template points imageUrl by default: the CloudFront distribution that serves images/*."""
+    return "https://" + stack.resolve({"Fn::GetAtt": ["PanelDistribution", "DomainName"]})
+
+
 def test_a_job_ends_with_the_image_in_s3_and_its_url_on_the_record(api, handler, stack):
     batch_id = queue(api, tripIds=["trip-euro"], segmentIds=["seg-paris-rome"], reservationIds=["res-eiffel"])
     worker = handler("worker")
@@ -65,7 +71,7 @@ def test_a_job_ends_with_the_image_in_s3_and_its_url_on_the_record(api, handler,
     bucket = stack.physical("ImageBucket")
     assert record["imageStatus"] == "ready"
     assert record["imageKey"].startswith(f"images/{ALICE}/trip/trip-euro/")
-    assert record["imageUrl"] == f"https://{bucket}.s3.{REGION}.amazonaws.com/{record['imageKey']}"
+    assert record["imageUrl"] == f"{image_url_base(stack)}/{record['imageKey']}"
     png = boto3.client("s3", region_name=REGION).get_object(Bucket=bucket, Key=record["imageKey"])["Body"].read()
     assert Image.open(io.BytesIO(png)).size == (1280, 720)
     assert sorted(objects(stack)) == sorted(
@@ -87,6 +93,24 @@ def test_a_job_ends_with_the_image_in_s3_and_its_url_on_the_record(api, handler,
     }
     _, listing = call_api(api, http_event("api-list-missing-images.json", sub=ALICE))
     assert listing["count"] == 2
+
+
+@pytest.mark.parametrize("sub", ["auth0|64a1b2", "google-oauth2:1234", "josé", "50% off? a&b=c+d", "%2F"], ids=repr)
+def test_the_image_urls_path_percent_decoded_is_the_stored_objects_key(stack, handler, sub):
+    """DESIGN §4: a sub may hold any character; the URL must still load the object it names."""
+    put_items(stack.physical("TravelTable"), [trip(sub, "t1", "Lisbon", "2026-01-01T00:00:00.000Z")])
+    status, body = call_api(handler("api"), http_event("api-queue-selected.json", sub=sub, body={"tripIds": ["t1"]}))
+    assert (status, body["summary"]["trips"]["queued"]) == (202, 1)
+
+    assert drain(stack, handler("worker")) == {"handled": 1, "failed": 0}
+
+    record = table_item(stack, f"USER#{sub}", "TRIP#t1")
+    url = urlsplit(record["imageUrl"])
+    assert f"{url.scheme}://{url.netloc}" == image_url_base(stack)
+    assert (url.query, url.fragment) == ("", "")
+    assert all(c.isascii() and (c.isalnum() or c in "-._~/%") for c in url.path)  # sent by any client as it is
+    assert unquote(url.path.removeprefix("/")) == record["imageKey"]
+    assert record["imageKey"] in objects(stack)
 
 
 def test_the_sample_worker_event_runs_as_sam_local_invoke_would(seeded, handler, stack):

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from devtools.lambda_runtime import load_handler
+from image_recovery import aws
 from image_recovery.config import ApiSettings, SweepSettings, WorkerSettings
 from image_recovery.errors import ConfigurationError
 
@@ -71,6 +72,30 @@ def test_worker_settings_are_typed_with_defaults() -> None:
     assert settings.image_url_base == ""
     assert settings.max_receive_count == 5
     assert WorkerSettings.from_env(env(WorkerSettings, MAX_RECEIVE_COUNT="3")).max_receive_count == 3
+
+
+def test_the_worker_calls_bedrock_in_its_own_region_unless_bedrock_region_names_another() -> None:
+    own = WorkerSettings.from_env(env(WorkerSettings))
+    west = WorkerSettings.from_env(env(WorkerSettings, BEDROCK_REGION=" us-west-2 "))
+
+    assert (own.bedrock_region, own.model_region) == ("", "eu-west-1")
+    assert (west.bedrock_region, west.model_region) == ("us-west-2", "us-west-2")
+
+
+def test_clients_are_made_in_the_functions_region_unless_another_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    aws.reset()
+    try:
+        own = aws.client("bedrock-runtime")
+        west = aws.client("bedrock-runtime", region="us-west-2")
+
+        assert (own.meta.region_name, west.meta.region_name) == ("us-east-1", "us-west-2")
+        # one client per service and region, created on first use and kept
+        assert aws.client("bedrock-runtime", region="us-east-1") is own
+        assert aws.client("bedrock-runtime", region="us-west-2") is west
+        assert aws.client("dynamodb").meta.region_name == "us-east-1"
+    finally:
+        aws.reset()
 
 
 def test_sweep_settings_parse_integers_and_apply_defaults() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from devtools import ops
-from devtools.template_resources import BUILT_TYPES, load_template
+from devtools.template_resources import load_template
 
 TEMPLATE = load_template()
 RESOURCES = TEMPLATE["Resources"]
@@ -40,13 +40,15 @@ def physical(expression: str) -> str:
     return "physical-" + expression.replace(".", "-").replace("::", "-")
 
 
-def substitute(body: str) -> str:
+def substitute(body: str, variables: dict[str, str] | None = None) -> str:
     """Resolve a Fn::Sub string as CloudFormation would: parameters by default, resources by a stand-in."""
 
     def one(match: re.Match) -> str:
         expression = match.group(1)
         if expression.startswith("!"):
             return "${" + expression[1:] + "}"  # ${!Literal} is the escape for a literal ${Literal}
+        if expression in (variables or {}):
+            return variables[expression]
         if expression in PARAMETERS:
             return str(PARAMETERS[expression]["Default"])
         logical = expression.split(".", 1)[0]
@@ -57,7 +59,9 @@ def substitute(body: str) -> str:
 
 
 DASHBOARD = RESOURCES["Dashboard"]
-BODY = json.loads(substitute(DASHBOARD["Properties"]["DashboardBody"]["Fn::Sub"]))
+BODY_TEXT, BODY_VARIABLES = DASHBOARD["Properties"]["DashboardBody"]["Fn::Sub"]
+# with the default parameters the stack creates its table, so the stream function exists
+BODY = json.loads(substitute(BODY_TEXT, {"IndexerFunctionName": physical("IndexerFunction")}))
 WIDGETS = BODY["widgets"]
 
 
@@ -159,6 +163,13 @@ def test_dashboard_plots_each_function(metric: str, stat: str) -> None:
         if p["namespace"] == "AWS/Lambda" and p["name"] == metric and p["stat"] == stat
     }
     assert functions == {physical(f) for f in FUNCTIONS}
+
+
+def test_the_dashboard_names_the_stream_function_only_when_the_stack_has_one() -> None:
+    assert BODY_VARIABLES == {
+        "IndexerFunctionName": {"Fn::If": ["HasTravelTableStream", {"Ref": "IndexerFunction"}, "(no stream function)"]}
+    }
+    assert RESOURCES["IndexerFunction"]["Condition"] == "HasTravelTableStream"
 
 
 def test_every_metric_widget_names_its_region_and_the_layout_fits() -> None:
@@ -321,7 +332,7 @@ def test_stuck_job_minutes_has_a_floor() -> None:
     assert (PARAMETERS["StuckJobMinutes"]["Default"], PARAMETERS["StuckJobMinutes"]["MinValue"]) == (60, 20)
 
 
-# ------------------------------------------------------------------ outputs and the local stack
+# ------------------------------------------------------------------ outputs
 def test_outputs_give_ops_what_it_reads_and_the_dashboard_url() -> None:
     outputs = TEMPLATE["Outputs"]
 
@@ -332,23 +343,3 @@ def test_outputs_give_ops_what_it_reads_and_the_dashboard_url() -> None:
         "Fn::Sub": "https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home"
         "?region=${AWS::Region}#dashboards:name=${Dashboard}"
     }
-
-
-def conditional(value: Any) -> bool:
-    if isinstance(value, dict):
-        return "Fn::If" in value or any(conditional(v) for v in value.values())
-    if isinstance(value, list):
-        return any(conditional(v) for v in value)
-    return False
-
-
-def test_what_the_local_stack_builds_stays_unconditional() -> None:
-    """devtools.template_resources builds tables, queues and buckets for the parameters' defaults only;
-    keep conditions out of what it builds and out of the functions' environments."""
-    for logical_id, resource in RESOURCES.items():
-        if resource["Type"] in BUILT_TYPES:
-            assert "Condition" not in resource, logical_id
-            assert not conditional(resource.get("Properties", {})), logical_id
-    for function in FUNCTIONS:
-        assert not conditional(RESOURCES[function]["Properties"].get("Environment", {})), function
-    assert not conditional(TEMPLATE["Globals"])

@@ -1,4 +1,5 @@
-"""The panel in AWS: private bucket behind CloudFront (OAC), CORS limited to it, and devtools/publish_panel.py."""
+"""The panel in AWS: private bucket behind CloudFront (OAC), CORS limited to it, and devtools/publish_panel.py;
+and the images, served by the same distribution from the private image bucket (OAC), where imageUrl points."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from moto import mock_aws
 
 from devtools import publish_panel
 from devtools.ops import OpsError
-from devtools.template_resources import load_template
+from devtools.template_resources import LocalStack, load_template
+from image_recovery.jobs import ImageJob
+from image_recovery.storage import image_key
 
 TEMPLATE = load_template()
 RESOURCES = TEMPLATE["Resources"]
@@ -19,10 +22,16 @@ BUCKET = "image-recovery-panelbucket-abc"
 DISTRIBUTION_ID = "E2EXAMPLE12345"
 API_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/"
 DISTRIBUTION_ARN = "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${PanelDistribution}"
+JOB = ImageJob(job_id="j1", batch_id="b1", pk="USER#u", sk="TRIP#t", entity_type="TRIP", record_id="t", style_id="s")
 
 
 def _props(name: str) -> dict:
     return RESOURCES[name]["Properties"]
+
+
+def _origin(config: dict, origin_id: str) -> dict:
+    (origin,) = [o for o in config["Origins"] if o["Id"] == origin_id]
+    return origin
 
 
 # ------------------------------------------------------------------ template
@@ -52,7 +61,7 @@ def test_distribution_reads_the_bucket_through_origin_access_control() -> None:
     )
     assert RESOURCES["PanelDistribution"]["Type"] == "AWS::CloudFront::Distribution"
     config = _props("PanelDistribution")["DistributionConfig"]
-    [origin] = config["Origins"]
+    origin = _origin(config, "PanelBucket")
     assert origin["DomainName"] == {"Fn::GetAtt": ["PanelBucket", "RegionalDomainName"]}
     assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["PanelOriginAccessControl", "Id"]}
     assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
@@ -84,6 +93,61 @@ def test_bucket_policy_allows_only_this_distribution_and_tls() -> None:
     ]
     [deny] = [s for s in statements if s["Effect"] == "Deny"]
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_the_distribution_serves_images_from_the_image_bucket_through_its_own_origin_access_control() -> None:
+    oac = _props("ImageOriginAccessControl")["OriginAccessControlConfig"]
+    assert (oac["OriginAccessControlOriginType"], oac["SigningBehavior"], oac["SigningProtocol"]) == (
+        "s3",
+        "always",
+        "sigv4",
+    )
+    config = _props("PanelDistribution")["DistributionConfig"]
+    origin = _origin(config, "ImageBucket")
+    assert origin["DomainName"] == {"Fn::GetAtt": ["ImageBucket", "RegionalDomainName"]}
+    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["ImageOriginAccessControl", "Id"]}
+    assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
+    [behavior] = config["CacheBehaviors"]
+    assert (behavior["PathPattern"], behavior["TargetOriginId"]) == ("images/*", "ImageBucket")
+    assert behavior["ViewerProtocolPolicy"] == "redirect-to-https"
+    assert behavior["AllowedMethods"] == ["GET", "HEAD"]
+    assert behavior["CachePolicyId"] == "658327ea-f89d-4fab-a63d-7e88639e58f6"  # managed CachingOptimized
+    # the objects the worker stores are the ones the behaviour serves: storage.image_key starts with images/
+    assert image_key(JOB).startswith("images/")
+
+
+def test_image_bucket_policy_allows_only_this_distribution_to_read_images_and_only_over_tls() -> None:
+    policy = _props("ImageBucketPolicy")
+    statements = policy["PolicyDocument"]["Statement"]
+
+    assert policy["Bucket"] == {"Ref": "ImageBucket"}
+    assert [s for s in statements if s["Effect"] == "Allow"] == [
+        {
+            "Sid": "AllowImageDistribution",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudfront.amazonaws.com"},
+            "Action": "s3:GetObject",
+            "Resource": {"Fn::Sub": "${ImageBucket.Arn}/images/*"},
+            "Condition": {"StringEquals": {"AWS:SourceArn": {"Fn::Sub": DISTRIBUTION_ARN}}},
+        }
+    ]
+    [deny] = [s for s in statements if s["Effect"] == "Deny"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert _props("ImageBucket")["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"] is True
+
+
+def test_image_urls_point_at_the_distribution_unless_image_url_base_is_set() -> None:
+    base = {
+        "Fn::If": ["HasImageUrlBase", {"Ref": "ImageUrlBase"}, {"Fn::Sub": "https://${PanelDistribution.DomainName}"}]
+    }
+
+    assert _props("WorkerFunction")["Environment"]["Variables"]["IMAGE_URL_BASE"] == base
+    assert OUTPUTS["ImageUrlBase"]["Value"] == base
+    assert TEMPLATE["Conditions"]["HasImageUrlBase"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ImageUrlBase"}, ""]}]}
+    default = LocalStack(TEMPLATE, REGION, "unit")
+    custom = LocalStack(TEMPLATE, REGION, "unit", parameters={"ImageUrlBase": "https://img.example.com"})
+    assert default.resolve(base) == "https://paneldistribution.cloudfront.local"
+    assert custom.resolve(base) == "https://img.example.com"
 
 
 def test_api_cors_allows_only_the_panel_distribution() -> None:

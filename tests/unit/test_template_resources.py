@@ -8,7 +8,7 @@ import re
 import boto3
 import pytest
 
-from devtools.template_resources import LocalStack, load_template
+from devtools.template_resources import LocalStack, build_stack, load_template
 from image_recovery.providers.bedrock import PROFILE_PREFIXES, TEXT_TO_IMAGE_MODELS
 
 REGION = "us-east-1"
@@ -95,6 +95,7 @@ def test_worker_environment_resolves_against_the_built_stack(stack: LocalStack) 
     assert environment["IDEMPOTENCY_TABLE_NAME"] == stack.physical("IdempotencyTable")
     assert environment["IMAGE_BUCKET_NAME"] == stack.physical("ImageBucket")
     assert environment["BEDROCK_MODEL_ID"] == parameter_default("BedrockModelId")
+    assert environment["BEDROCK_REGION"] == REGION  # BedrockRegion empty: the stack's own
     assert environment["POWERTOOLS_SERVICE_NAME"]
     assert client("dynamodb").describe_table(TableName=environment["TRAVEL_TABLE_NAME"])["Table"]["TableStatus"]
 
@@ -213,3 +214,50 @@ def test_resolve_rejects_unsupported_intrinsics_nested_in_values(bare_stack: Loc
 def test_ref_to_a_parameter_without_default_is_an_error(bare_stack: LocalStack) -> None:
     with pytest.raises(KeyError, match="JwtIssuer"):
         bare_stack.resolve({"Ref": "JwtIssuer"})
+
+
+# ------------------------------------------------------------------ parameters and conditions
+def test_parameters_override_the_defaults_and_unknown_ones_are_refused() -> None:
+    stack = LocalStack(load_template(), REGION, "unit", parameters={"BedrockModelId": "eu.a.b"})
+
+    assert stack.resolve({"Ref": "BedrockModelId"}) == "eu.a.b"
+    assert stack.condition("IsInferenceProfile") is True
+    with pytest.raises(KeyError, match="NoSuchParameter"):
+        LocalStack(load_template(), REGION, "unit", parameters={"NoSuchParameter": "x"})
+    with pytest.raises(KeyError, match="NoSuchParameter"):
+        stack.update_parameters(NoSuchParameter="x")
+
+
+def test_short_form_condition_in_a_condition_is_read_as_cloudformation_reads_it(bare_stack: LocalStack) -> None:
+    assert TEMPLATE["Conditions"]["HasTravelTableStream"]["Fn::Or"][0] == {"Condition": "CreateTravelTable"}
+    assert bare_stack.condition("HasTravelTableStream") is True
+
+
+def test_a_distribution_domain_resolves_to_a_local_placeholder(bare_stack: LocalStack) -> None:
+    assert bare_stack.resolve({"Fn::GetAtt": ["PanelDistribution", "DomainName"]}) == (
+        "paneldistribution.cloudfront.local"
+    )
+    assert bare_stack.resolve({"Fn::Sub": "https://${PanelDistribution.DomainName}/x"}) == (
+        "https://paneldistribution.cloudfront.local/x"
+    )
+
+
+def test_resources_and_functions_whose_condition_is_false_are_not_built(stack: LocalStack, tmp_path) -> None:
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        "Parameters:\n  WithExtra: {Type: String, Default: 'no'}\n"
+        "Conditions:\n  HasExtra: !Equals [!Ref WithExtra, 'yes']\n"
+        "Resources:\n"
+        "  Always: {Type: AWS::SQS::Queue, Properties: {}}\n"
+        "  Extra: {Type: AWS::SQS::Queue, Condition: HasExtra, Properties: {}}\n"
+        "  ExtraFunction: {Type: AWS::Serverless::Function, Condition: HasExtra, Properties: {CodeUri: functions/x/}}\n"
+    )
+    default = build_stack(REGION, "cond-plain", template)  # on the module's moto, beside `stack`
+    extra = build_stack(REGION, "cond-extra", template, parameters={"WithExtra": "yes"})
+
+    assert (sorted(default.refs), default.function_logical_ids()) == (["Always"], {})
+    assert (sorted(extra.refs), extra.function_logical_ids()) == (["Always", "Extra"], {"x": "ExtraFunction"})
+    queues = [url.rsplit("/", 1)[-1] for url in client("sqs").list_queues(QueueNamePrefix="cond-")["QueueUrls"]]
+    assert sorted(queues) == ["cond-extra-always", "cond-extra-extra", "cond-plain-always"]
+    with pytest.raises(KeyError, match="ExtraFunction does not exist"):
+        default.function_environment("ExtraFunction")

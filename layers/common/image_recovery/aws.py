@@ -45,14 +45,20 @@ _CLIENT_CONFIG = {
 _DEFAULT_CONFIG = Config(retries={"mode": "standard"})
 
 
-@cache
-def client(service: str) -> Any:
+def client(service: str, region: str | None = None) -> Any:
+    """The container's client for `service` in `region`; by default the function's own region.
+
+    The worker calls Bedrock where the model is served (BEDROCK_REGION), which may not be its own."""
     # Lambda sets AWS_REGION; boto3 itself only reads AWS_DEFAULT_REGION.
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    return _client(service, region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
+
+
+@cache
+def _client(service: str, region: str | None) -> Any:
     config = _CLIENT_CONFIG.get(service, _DEFAULT_CONFIG)
     return boto3.session.Session().client(service, region_name=region, config=config)
 
 
 def reset() -> None:
     """Forget every cached client (tests call this between moto sessions)."""
-    client.cache_clear()
+    _client.cache_clear()

@@ -45,10 +45,19 @@ class WorkerSettings(CommonSettings):
     image_bucket: NonEmpty = Field(validation_alias="IMAGE_BUCKET_NAME")
     image_provider: Literal["bedrock", "local"] = Field(validation_alias="IMAGE_PROVIDER")
     bedrock_model_id: NonEmpty = Field(validation_alias="BEDROCK_MODEL_ID")
+    # where Bedrock serves the model, when that is not the function's own region (empty: the function's)
+    bedrock_region: Annotated[str, StringConstraints(strip_whitespace=True)] = Field(
+        default="", validation_alias="BEDROCK_REGION"
+    )
     image_url_base: str = Field(default="", validation_alias="IMAGE_URL_BASE")
     job_queue_url: NonEmpty = Field(validation_alias="JOB_QUEUE_URL")
     # Must equal the queue's maxReceiveCount: the worker marks a record failed on the last delivery.
     max_receive_count: int = Field(default=5, ge=1, validation_alias="MAX_RECEIVE_COUNT")
+
+    @property
+    def model_region(self) -> str:
+        """The region the worker calls Bedrock in."""
+        return self.bedrock_region or self.region
 
 
 class SweepSettings(CommonSettings):

@@ -72,7 +72,9 @@ class WorkerRuntime:
 
     def __init__(self, settings: WorkerSettings) -> None:
         provider = build_provider(
-            settings.image_provider, settings.bedrock_model_id, lambda: aws.client("bedrock-runtime")
+            settings.image_provider,
+            settings.bedrock_model_id,
+            lambda: aws.client("bedrock-runtime", region=settings.model_region),
         )
         store = ImageStore(
             lambda: aws.client("s3"), settings.image_bucket, region=settings.region, url_base=settings.image_url_base
