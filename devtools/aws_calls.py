@@ -24,7 +24,7 @@ from unittest import mock
 from botocore.client import BaseClient
 
 # Request parameters that name a resource (bodies and items are never kept).
-RESOURCE_PARAMS = ("TableName", "IndexName", "Bucket", "Key", "Prefix", "QueueUrl", "modelId")
+RESOURCE_PARAMS = ("TableName", "IndexName", "Bucket", "Key", "CopySource", "Prefix", "QueueUrl", "modelId")
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from typing import Any
 
 import boto3
 import pytest
+import time_machine
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 from moto import mock_aws
@@ -72,6 +73,8 @@ WILDCARD_RESOURCES: dict[tuple[str, str], tuple[str, str]] = {
         "${ImageBucket.Arn}/images/*",
         "object keys are data, images/<user>/<type>/<record id>/<job id>.png (storage.image_key)",
     ),
+    ("indexer", "ImageUpkeep"): ("${ImageBucket.Arn}/images/*", "the images of any record the host changes"),
+    ("tasks", "BucketAudit"): ("${ImageBucket.Arn}/images/*", "the audit removes images of any record"),
 }
 
 
@@ -275,6 +278,12 @@ def iam_requests(call: AwsCall) -> list[Request]:
         bucket = f"arn:aws:s3:::{p['Bucket']}"
         if op in _S3_OBJECT:
             requests = [Request(f"s3:{_S3_OBJECT[op]}", f"{bucket}/{p['Key']}")]
+        elif op == "CopyObject":  # the destination is written, the source read
+            source = p["CopySource"]
+            requests = [
+                Request("s3:PutObject", f"{bucket}/{p['Key']}"),
+                Request("s3:GetObject", f"arn:aws:s3:::{source['Bucket']}/{source['Key']}"),
+            ]
         elif op == "DeleteObjects":  # authorized as s3:DeleteObject on each key
             requests = [Request("s3:DeleteObject", f"{bucket}/{key}") for key in p["Keys"]]
         elif op in ("ListObjectsV2", "ListObjects"):
@@ -586,6 +595,36 @@ def every_worker_path(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
         stubber.assert_no_pending_responses()
 
 
+def images_the_host_leaves_behind(world: World) -> None:
+    """The stream function removes the images of a deleted record and of one the host gave its own image,
+    and gives a copied record its own copy; the repair run's audit removes an image nothing points at."""
+    put_items(world.stack.physical("TravelTable"), sample_items())
+    indexer = world.handler("indexer")
+    world.deliver_stream(indexer)
+    queue_ids(world, world.handler("api"), ALICE, tripIds=["trip-euro", "trip-summer"], segmentIds=["seg-paris-rome"])
+    world.drain(world.handler("worker", IMAGE_PROVIDER="local"))
+    world.deliver_stream(indexer)
+    world.dynamodb.delete_item(
+        TableName=world.stack.physical("TravelTable"), Key={"PK": {"S": f"USER#{ALICE}"}, "SK": {"S": "TRIP#trip-euro"}}
+    )
+    world.update(ALICE, "TRIP#trip-summer", imageUrl="https://host.example.com/own.png")
+    copy = world.dynamodb.get_item(
+        TableName=world.stack.physical("TravelTable"),
+        Key={"PK": {"S": f"USER#{ALICE}"}, "SK": {"S": "TRIP#trip-euro#SEGMENT#seg-paris-rome"}},
+    )["Item"]
+    world.dynamodb.put_item(TableName=world.stack.physical("TravelTable"), Item={**copy, "PK": {"S": f"USER#{BOB}"}})
+    assert world.deliver_stream(indexer) > 0
+    assert world.record(BOB, "TRIP#trip-euro#SEGMENT#seg-paris-rome")["imageKey"].startswith(f"images/{BOB}/")
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_object(Bucket=world.stack.physical("ImageBucket"), Key=f"images/{BOB}/trip/gone/lost.png", Body=b"x")
+    tasks = world.handler("tasks")
+    with time_machine.travel(dt.datetime.now(dt.UTC) + dt.timedelta(hours=2), tick=True):
+        tasks.lambda_handler(load_event("tasks-repair-scheduled.json"), LambdaContext())
+        world.drain(tasks, "TaskQueue")
+    listed = s3.list_objects_v2(Bucket=world.stack.physical("ImageBucket"), Prefix=f"images/{BOB}/trip/")
+    assert listed.get("KeyCount", 0) == 0
+
+
 @dataclass
 class Usage:
     stack: LocalStack
@@ -616,6 +655,8 @@ def usage() -> Usage:
             monkeypatch.setenv(name, value)
         with World(recorder) as world:
             the_index_from_first_deployment_to_complete(world)
+        with World(recorder) as world:
+            images_the_host_leaves_behind(world)
         with World(recorder) as world:
             every_worker_path(world, monkeypatch)
             stack = world.stack
