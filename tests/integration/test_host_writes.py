@@ -206,7 +206,8 @@ def test_the_sweep_never_requeues_refused_records_and_gives_its_cap_to_new_ones(
 
 
 # ------------------------------------------------------------------ 5. the listing pages
-def test_the_listing_pages_newest_first_across_kinds_with_a_cursor(stack, handler, deliver_stream):
+@pytest.mark.parametrize("indexed", [True, False], ids=["from the index", "from the table"])
+def test_the_listing_pages_newest_first_across_kinds_with_a_cursor(stack, handler, deliver_stream, indexed):
     records = [
         trip(ALICE, "t1", "T1", "2026-01-01T10:00:00Z"),
         segment(ALICE, "t1", "s1", "S1", "2026-01-01T10:00:00.500Z"),  # as strings, ...00Z sorts above this
@@ -216,6 +217,8 @@ def test_the_listing_pages_newest_first_across_kinds_with_a_cursor(stack, handle
     ]
     put_items(stack.physical("TravelTable"), records, region=REGION)
     deliver_stream()
+    if indexed:
+        index_existing_records(stack.physical("TravelTable"))  # the stream is live: the index is complete
     api = handler("api")
 
     seen, cursor = [], None

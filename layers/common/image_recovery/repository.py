@@ -188,18 +188,13 @@ class RecordRepository:
             start_key = page.next_key
 
     def count_missing(self, user_id: str) -> int:
-        """How many of the user's records the sparse index holds (their own items only, not copies)."""
+        """How many of the user's records the sparse index holds: their own items only, not copies that still
+        carry their index attributes (compared here: a filter on the table's key attributes is refused)."""
         pk = user_pk(user_id)
         total, start_key = 0, None
         while True:
-            response = _query(
-                pk,
-                index_name=MISSING_INDEX_NAME,
-                filter_condition=TravelRecord.pk == pk,
-                select="COUNT",
-                start_key=start_key,
-            )
-            total += int(response.get("Count", 0))
+            response = _query(pk, index_name=MISSING_INDEX_NAME, attributes_to_get=["PK"], start_key=start_key)
+            total += sum(item.get("PK", {}).get("S") == pk for item in response.get("Items", []))
             start_key = response.get("LastEvaluatedKey")
             if start_key is None:
                 return total
@@ -365,7 +360,7 @@ def _query(
     limit: int | None = None,
     start_key: dict | None = None,
     consistent_read: bool = False,
-    select: str | None = None,
+    attributes_to_get: list[str] | None = None,
 ) -> dict:
     """One raw Query response (DynamoDB JSON items): parsed by image_recovery.records, not by the model."""
     return TravelRecord._get_connection().query(
@@ -377,7 +372,7 @@ def _query(
         limit=limit,
         exclusive_start_key=start_key,
         consistent_read=consistent_read,
-        select=select,
+        attributes_to_get=attributes_to_get,
     )
 
 
