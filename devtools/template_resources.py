@@ -7,6 +7,8 @@ each function's own variables), with intrinsic functions resolved against the lo
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -43,6 +45,14 @@ _CfnLoader.add_multi_constructor("!", _intrinsic)
 
 
 def load_template(path: Path = TEMPLATE) -> dict:
+    """The template as a dict of its own: callers may change it. Parsed once per file version (parsing the
+    YAML costs far more than building the stack from it, and the tests build a stack per test)."""
+    resolved = path.resolve()
+    return copy.deepcopy(_parsed_template(resolved, resolved.stat().st_mtime_ns))
+
+
+@functools.cache
+def _parsed_template(path: Path, mtime_ns: int) -> dict:  # mtime_ns: an edited file is parsed again
     return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
 
 
