@@ -9,6 +9,7 @@ from types import ModuleType
 import pytest
 from moto import mock_aws
 
+from devtools import speedups
 from devtools.lambda_runtime import LambdaContext, load_handler
 from devtools.seed import put_items, sample_items
 from devtools.streams import LocalStream
@@ -17,6 +18,8 @@ from image_recovery import aws
 from image_recovery.observability import metrics
 
 REGION = "us-east-1"
+
+speedups.apply()  # botocore's service data parsed once per process, one KMS key pair (see devtools/speedups.py)
 
 
 @pytest.fixture(autouse=True)
