@@ -16,6 +16,14 @@ from devtools.template_resources import LocalStack
 
 REGION = "us-east-1"
 
+# `make soak` sets SOAK=1: the chaos, race, fuzz and property tests (marker `soak`) run at their large sizes.
+SOAK = os.environ.get("SOAK", "").strip() not in ("", "0")
+
+
+def sized(ci: int, soak: int) -> int:
+    """The size of a chaos, race, fuzz or property run: `ci` in `make test` and CI, `soak` under `make soak`."""
+    return soak if SOAK else ci
+
 
 def aws_client(service: str) -> Any:
     """A boto3 client for whatever AWS the test runs against: moto in-process, or the embedded moto server
