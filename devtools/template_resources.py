@@ -11,6 +11,7 @@ import copy
 import functools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,8 +134,11 @@ def _name(prefix: str, logical_id: str) -> str:
     return f"{prefix}-{re.sub(r'(?<!^)(?=[A-Z])', '-', logical_id).lower()}"
 
 
-def _create_table(stack: LocalStack, logical_id: str, props: dict) -> None:
-    client = boto3.client("dynamodb", region_name=stack.region)
+Clients = Callable[[str], Any]  # service name -> a client of it, made once per build_stack
+
+
+def _create_table(stack: LocalStack, logical_id: str, props: dict, clients: Clients) -> None:
+    client = clients("dynamodb")
     name = _name(stack.prefix, logical_id)
     kwargs: dict[str, Any] = {
         "TableName": name,
@@ -163,8 +167,8 @@ def _create_table(stack: LocalStack, logical_id: str, props: dict) -> None:
     stack.arns[logical_id] = description["TableArn"]
 
 
-def _create_queue(stack: LocalStack, logical_id: str, props: dict) -> None:
-    client = boto3.client("sqs", region_name=stack.region)
+def _create_queue(stack: LocalStack, logical_id: str, props: dict, clients: Clients) -> None:
+    client = clients("sqs")
     name = _name(stack.prefix, logical_id)
     attributes = {}
     for key, value in props.items():
@@ -180,8 +184,8 @@ def _create_queue(stack: LocalStack, logical_id: str, props: dict) -> None:
     ]
 
 
-def _create_bucket(stack: LocalStack, logical_id: str, props: dict) -> None:
-    client = boto3.client("s3", region_name=stack.region)
+def _create_bucket(stack: LocalStack, logical_id: str, props: dict, clients: Clients) -> None:
+    client = clients("s3")
     name = _name(stack.prefix, logical_id)
     if stack.region == "us-east-1":
         client.create_bucket(Bucket=name)
@@ -217,12 +221,13 @@ def build_stack(
 ) -> LocalStack:
     """Create every table, queue and bucket of the template (moto must already be answering)."""
     stack = LocalStack(load_template(template_path), region, prefix)
+    clients = functools.cache(lambda service: boto3.client(service, region_name=region))
     pending = {k: v for k, v in stack.template["Resources"].items() if v["Type"] in _CREATORS}
     while pending:
         progressed = False
         for logical_id, resource in list(pending.items()):
             try:
-                _CREATORS[resource["Type"]](stack, logical_id, resource.get("Properties", {}))
+                _CREATORS[resource["Type"]](stack, logical_id, resource.get("Properties", {}), clients)
             except KeyError as missing:
                 if str(missing).strip("'") in pending:
                     continue  # depends on a resource not built yet (a DLQ, say); next round
