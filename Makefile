@@ -36,8 +36,8 @@ $(CHECKOV):
 help:
 	@echo "make demo           run the main job end to end on an embedded AWS (moto on 127.0.0.1)"
 	@echo "make serve          the missing-images panel on a local stack: http://127.0.0.1:$(PORT)/ (PORT=8000; local-only sign-in)"
-	@echo "make test           the whole test suite in $(TEST_WORKERS) processes (TEST_WORKERS), about 3½ minutes; browser tests need /usr/bin/chromium"
-	@echo "make test-fast      the unit tests only, in about 20 s: the edit loop"
+	@echo "make test           the whole test suite in $(TEST_WORKERS) processes (TEST_WORKERS), about 3 minutes; browser tests need /usr/bin/chromium"
+	@echo "make test-fast      the unit tests only, in about 15 s: the edit loop"
 	@echo "make soak           the chaos, race, fuzz and property tests (marker soak) at large sizes (SOAK=1), about 20 minutes"
 	@echo "make lint           ruff check, ruff format --check, cfn-lint"
 	@echo "make validate       sam validate --lint and sam build (aws-sam-cli in .venv-sam; the build needs python3.13)"
