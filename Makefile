@@ -13,6 +13,9 @@ CHECKOV      := $(CHECKOV_VENV)/bin/checkov
 CHECKOV_VERSION := 3.3.30
 STACK      ?= image-recovery
 PORT       ?= 8000
+# Test processes (pytest-xdist; each test file runs in one of them). TEST_WORKERS=0 runs in this process.
+TEST_WORKERS ?= 2
+XDIST      := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 $(STAMP): requirements-dev.txt layers/common/requirements.txt
 	@test -x $(PY) || "$$(scripts/find-python)" -m venv $(VENV)
@@ -28,20 +31,26 @@ $(CHECKOV):
 	"$$(scripts/find-python)" -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
 
-.PHONY: help demo serve test lint validate security build clean redrive bench chaos soak publish-panel attach
+# Every target, once. Each needs only Python 3.11+ and pip unless its line says otherwise.
+.PHONY: help demo serve test test-fast soak lint validate security bench chaos redrive publish-panel attach clean
 help:
-	@echo "make demo      run the main job end to end on an embedded AWS (moto on 127.0.0.1)"
-	@echo "make serve     the missing-images panel on a local stack: http://127.0.0.1:$(PORT)/ (PORT=8000; local-only sign-in)"
-	@echo "make test      run the whole test suite"
-	@echo "make lint      ruff and cfn-lint"
-	@echo "make validate  sam validate --lint and sam build (needs python3.13 for the build)"
-	@echo "make security  checkov on template.yaml; skipped checks are justified in .checkov.yaml"
-	@echo "make bench     benchmark against a naive baseline on moto (BENCH_ARGS=--quick for a smoke run)"
-	@echo "make chaos     a few thousand jobs with faults in every AWS call; lost and duplicated must be 0 (FAULT_RATE=0.05)"
-	@echo "make soak      the careless-host state machine for thousands of steps, with a table (SOAK_ARGS=--examples 170 --steps 30)"
-	@echo "make redrive   move the deployed stack's dead letters back to the job queue (STACK=$(STACK); AWS credentials)"
-	@echo "make publish-panel  upload web/ and a config.js to the deployed stack's panel (STACK=$(STACK); AWS credentials)"
-	@echo "make attach TABLE=<name> [DRY_RUN=1] [REGION=...]  add the MissingImages index and a stream to the host's table; prints the cost and the sam deploy line"
+	@echo "make demo           run the main job end to end on an embedded AWS (moto on 127.0.0.1)"
+	@echo "make serve          the missing-images panel on a local stack: http://127.0.0.1:$(PORT)/ (PORT=8000; local-only sign-in)"
+	@echo "make test           the whole test suite in $(TEST_WORKERS) processes (TEST_WORKERS), about 3 minutes; browser tests need /usr/bin/chromium"
+	@echo "make test-fast      the unit tests only, in about 15 s: the edit loop"
+	@echo "make soak           the careless-host state machine for 5,000+ steps with a table, then the chaos, race, fuzz and"
+	@echo "                    property tests (marker soak) at large sizes (SOAK=1); about 35 minutes (SOAK_ARGS=--examples 170 --steps 30)"
+	@echo "make lint           ruff check, ruff format --check, cfn-lint"
+	@echo "make validate       sam validate --lint and sam build (aws-sam-cli in .venv-sam; the build needs python3.13)"
+	@echo "make security       checkov on template.yaml (in .venv-checkov); skipped checks are justified in .checkov.yaml"
+	@echo "make bench          benchmark against a naive baseline on moto, about 5 minutes (BENCH_ARGS=--quick for a smoke run)"
+	@echo "make chaos          a few thousand jobs with faults in every AWS call; lost and duplicated must be 0 (FAULT_RATE=0.05)"
+	@echo "make redrive        move the deployed stack's dead letters back to the job queue (STACK=$(STACK); needs AWS credentials)"
+	@echo "make publish-panel  upload web/ and a config.js to the deployed stack's panel (STACK=$(STACK); needs AWS credentials)"
+	@echo "make attach         TABLE=<name> [DRY_RUN=1] [REGION=...]: add the MissingImages index and a stream to the host's"
+	@echo "                    table, printing what it will do and costs, and the sam deploy line (needs AWS credentials)"
+	@echo "make clean          remove .aws-sam, out/ and the pytest and ruff caches (keeps the virtual environments)"
+	@echo "make help           this list"
 
 demo: $(STAMP)
 	$(PY) -m devtools.demo
@@ -50,7 +59,14 @@ serve: $(STAMP)
 	$(PY) -m devtools.serve --port $(PORT)
 
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) --durations=15 $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
+
+soak: $(STAMP)
+	$(PY) -m tests.careless_host $(or $(SOAK_ARGS),--examples 170 --steps 30)
+	SOAK=1 $(PY) -m pytest $(XDIST) -m soak --durations=15 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -70,9 +86,6 @@ security: $(CHECKOV)
 
 bench: $(STAMP)
 	$(PY) -m bench.run $(BENCH_ARGS)
-
-soak: $(STAMP)
-	$(PY) -m tests.careless_host $(or $(SOAK_ARGS),--examples 170 --steps 30)
 
 chaos: $(STAMP)
 	FAULT_RATE=$(or $(FAULT_RATE),0.05) $(PY) -W ignore -m devtools.chaos $(CHAOS_ARGS)

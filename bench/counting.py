@@ -1,7 +1,9 @@
 """Count every AWS request and every DynamoDB item read, for any client in the process.
 
-boto3 clients and pynamodb's own botocore clients all end in `BaseClient._make_api_call`, so one patch
-there sees them all (moto intercepts later, at the HTTP layer). Items read are taken from the
+`measure()` is a listener of the process-wide AWS call hook (devtools.aws_hooks), which sees boto3's
+clients and pynamodb's own botocore clients alike (moto intercepts later, at the HTTP layer), and composes
+with fault injection and call recording: a call that an injected fault fails still counts as a request
+made. Items read are taken from the
 responses: Query/Scan `ScannedCount` (what DynamoDB reads and bills, before any filter), GetItem 1 if
 an item came back, BatchGetItem the items in `Responses`, TransactGetItems the entries in `Responses`.
 """
@@ -15,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.client import BaseClient
+from devtools import aws_hooks
 
 Operation = tuple[str, str]  # (service, operation), e.g. ("dynamodb", "Query")
 
@@ -81,37 +83,22 @@ class Counts:
         )
 
 
-_lock = threading.Lock()
-_active: list[Counts] = []
-_original = BaseClient._make_api_call
+class _Counter(aws_hooks.Listener):
+    def __init__(self) -> None:
+        self.counts = Counts()
+        self._lock = threading.Lock()
 
-
-def _counting_make_api_call(self: BaseClient, operation_name: str, api_params: dict) -> Any:
-    response: dict[str, Any] = {}
-    try:
-        response = _original(self, operation_name, api_params)
-        return response
-    finally:
+    def call_ended(self, call: aws_hooks.Call, response: dict | None, error: BaseException | None) -> None:
         # A call that raised (a failed condition, say) was still a request; it read nothing we can see.
-        operation = (self.meta.service_model.service_name, operation_name)
-        read = items_read(operation_name, response) if operation[0] == "dynamodb" else 0
-        with _lock:
-            for counts in _active:
-                counts.record(operation, read)
+        operation = (call.service, call.operation)
+        read = items_read(call.operation, response) if response and call.service == "dynamodb" else 0
+        with self._lock:
+            self.counts.record(operation, read)
 
 
 @contextmanager
 def measure() -> Iterator[Counts]:
     """Count the block's AWS requests and DynamoDB items read (every thread, every client)."""
-    counts = Counts()
-    with _lock:
-        if not _active:
-            BaseClient._make_api_call = _counting_make_api_call  # type: ignore[method-assign]
-        _active.append(counts)
-    try:
-        yield counts
-    finally:
-        with _lock:
-            _active.remove(counts)
-            if not _active:
-                BaseClient._make_api_call = _original  # type: ignore[method-assign]
+    counter = _Counter()
+    with aws_hooks.listening(counter):
+        yield counter.counts

@@ -1,9 +1,10 @@
 """Record the AWS API calls each Lambda handler makes, and the resources they name.
 
-Every client in the process (ours from image_recovery.aws, PynamoDB's, Powertools idempotency's) sends its
-requests through botocore's `BaseClient._make_api_call`. While a CallRecorder is installed, that method
-notes each call before passing it on: before, because AWS authorizes a request before it runs it, so a call
-that then fails (a condition that does not hold, a stubbed error) needed its permission all the same.
+A CallRecorder is a listener of the process-wide AWS call hook (devtools.aws_hooks), so it sees every
+client's calls (ours from image_recovery.aws, PynamoDB's, Powertools idempotency's) and composes with fault
+injection and request counting. It notes each call as it starts: AWS authorizes a request before it runs
+it, so a call that then fails (a condition that does not hold, a stubbed or injected error) needed its
+permission all the same.
 
 Calls count for the function whose handler is running (see `attribute`); calls made outside any handler,
 such as a test's own setup and checks, are not recorded. The running function is shared by all threads,
@@ -19,9 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
-from unittest import mock
 
-from botocore.client import BaseClient
+from devtools import aws_hooks
 
 # Request parameters that name a resource (bodies and items are never kept).
 RESOURCE_PARAMS = ("TableName", "IndexName", "Bucket", "Key", "CopySource", "Prefix", "QueueUrl", "modelId")
@@ -53,7 +53,7 @@ def resource_params(api_params: Mapping[str, Any]) -> dict[str, Any]:
     return picked
 
 
-class CallRecorder:
+class CallRecorder(aws_hooks.Listener):
     def __init__(self) -> None:
         self.calls: list[AwsCall] = []
         self._function: str | None = None
@@ -84,28 +84,24 @@ class CallRecorder:
 
     @contextmanager
     def installed(self) -> Iterator[CallRecorder]:
-        """Record while the block runs. Wraps whatever `_make_api_call` is in place, so it composes with
-        other patches of it (fault injection, request counting)."""
-        original = BaseClient._make_api_call
-
-        def make_api_call(client: BaseClient, operation_name: str, api_params: dict) -> Any:
-            function = self._function
-            if function is not None:
-                model = client.meta.service_model
-                call = AwsCall(
-                    function=function,
-                    service=model.service_name,
-                    signing_name=model.signing_name,
-                    region=client.meta.region_name,
-                    operation=operation_name,
-                    params=resource_params(api_params),
-                )
-                with self._lock:
-                    self.calls.append(call)
-            return original(client, operation_name, api_params)
-
-        with mock.patch.object(BaseClient, "_make_api_call", make_api_call):
+        """Record while the block runs (with any other listeners of devtools.aws_hooks)."""
+        with aws_hooks.listening(self):
             yield self
+
+    def call_started(self, call: aws_hooks.Call) -> None:
+        function = self._function
+        if function is None:
+            return
+        recorded = AwsCall(
+            function=function,
+            service=call.service,
+            signing_name=call.signing_name,
+            region=call.region,
+            operation=call.operation,
+            params=resource_params(call.params),
+        )
+        with self._lock:
+            self.calls.append(recorded)
 
     def by_function(self) -> dict[str, list[AwsCall]]:
         grouped: dict[str, list[AwsCall]] = {}

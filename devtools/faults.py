@@ -1,10 +1,11 @@
 """Fault injection for AWS calls: make chosen calls fail before they reach AWS, or after they took effect.
 
-Every client in the process (ours, PynamoDB's, Powertools idempotency's) sends its requests through
-botocore's `BaseClient._make_api_call`; while a FaultInjector is active, that method first consults the
-faults. A fault can strike before the call (nothing happened, the caller sees an error) or after it (the
-call took effect and its answer is lost: the nastier case for anyone who retries). It can raise an AWS
-error code, a read timeout, or `InjectedCrash`, which models the process dying on the spot: it is a
+A FaultInjector is a listener of the process-wide AWS call hook (devtools.aws_hooks), so it sees every
+client's calls (ours, PynamoDB's, Powertools idempotency's) and composes with the other listeners: a
+request counter or a call recorder active at the same time sees the calls it fails. A fault can strike
+before the call (nothing happened, the caller sees an error) or after it (the call took effect and its
+answer is lost: the nastier case for anyone who retries). It can raise an AWS error code, a read timeout,
+or `InjectedCrash`, which models the process dying on the spot: it is a
 BaseException, so no `except Exception` in the code under test can swallow it.
 
 Stand-ins answer calls for services the embedded AWS does not emulate (moto's bedrock-runtime answers
@@ -14,7 +15,6 @@ InvokeModel with an empty body), so the real provider code runs against document
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
 import json
 import random
@@ -23,13 +23,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
-from unittest import mock
+from typing import Literal
 
-from botocore.client import BaseClient
-from botocore.endpoint import Endpoint
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 from botocore.response import StreamingBody
+
+from devtools import aws_hooks
 
 # AWS error codes and the HTTP status AWS sends them with.
 _ERROR_STATUS = {
@@ -99,8 +98,8 @@ class Fault:
         return ClientError(response, operation)
 
 
-class FaultInjector:
-    """Patch botocore while active; count calls and the faults that struck, per (service, operation).
+class FaultInjector(aws_hooks.Listener):
+    """Fail AWS calls while active; count calls and the faults that struck, per (service, operation).
 
     Thread-safe, and reproducible for a given seed in a single thread.
     """
@@ -127,7 +126,7 @@ class FaultInjector:
 
     @contextmanager
     def active(self) -> Iterator[FaultInjector]:
-        """Patch botocore while the block runs.
+        """Strike while the block runs.
 
         By default faults strike each API call as the code sees it, after the SDK's own retries. With
         `below_retries`, they strike each HTTP attempt instead, as a network or a service does: the SDK
@@ -135,36 +134,36 @@ class FaultInjector:
         `where` cannot see the parameters there, and the error is a refused connection before, or a read
         timeout after. Calls a stand-in answers have no HTTP attempt: their faults strike the call.
         """
-        original_call, original_send = BaseClient._make_api_call, Endpoint._send
-        injector = self
-
-        def make_api_call(client: BaseClient, operation: str, params: dict) -> Any:
-            service = client.meta.service_model.service_name
-            with injector._lock:
-                injector.calls[(service, operation)] += 1
-            answer = injector.answers.get((service, operation))
-            striking = answer is not None or not injector.below_retries
-            if striking:
-                injector._strike(service, operation, params, "before")
-            result = answer(params) if answer else original_call(client, operation, params)
-            for observe in injector.observers:
-                observe(service, operation, params)
-            if striking:
-                injector._strike(service, operation, params, "after")
-            return result
-
-        def send(endpoint: Endpoint, request: Any) -> Any:
-            service = endpoint._endpoint_prefix
-            injector._strike(service, HTTP_ATTEMPT, {}, "before", url=request.url)
-            response = original_send(endpoint, request)
-            injector._strike(service, HTTP_ATTEMPT, {}, "after", url=request.url)
-            return response
-
-        with contextlib.ExitStack() as patches:
-            patches.enter_context(mock.patch.object(BaseClient, "_make_api_call", make_api_call))
-            if self.below_retries:
-                patches.enter_context(mock.patch.object(Endpoint, "_send", send))
+        with aws_hooks.listening(self):
             yield self
+
+    # ------------------------------------------------------------ aws_hooks.Listener
+    def _striking_call(self, call: aws_hooks.Call) -> bool:
+        return not self.below_retries or (call.service, call.operation) in self.answers
+
+    def call_started(self, call: aws_hooks.Call) -> None:
+        with self._lock:
+            self.calls[(call.service, call.operation)] += 1
+
+    def before_call(self, call: aws_hooks.Call) -> dict | None:
+        if self._striking_call(call):
+            self._strike(call.service, call.operation, call.params, "before")
+        answer = self.answers.get((call.service, call.operation))
+        return answer(call.params) if answer else None
+
+    def after_call(self, call: aws_hooks.Call, response: dict) -> None:
+        for observe in self.observers:
+            observe(call.service, call.operation, call.params)
+        if self._striking_call(call):
+            self._strike(call.service, call.operation, call.params, "after")
+
+    def before_send(self, attempt: aws_hooks.Attempt) -> None:
+        if self.below_retries:
+            self._strike(attempt.service, HTTP_ATTEMPT, {}, "before", url=attempt.url)
+
+    def after_send(self, attempt: aws_hooks.Attempt, response: object) -> None:
+        if self.below_retries:
+            self._strike(attempt.service, HTTP_ATTEMPT, {}, "after", url=attempt.url)
 
     def _strike(self, service: str, operation: str, params: dict, when: str, *, url: str = "") -> None:
         if not self.enabled:

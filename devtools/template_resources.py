@@ -15,8 +15,11 @@ not built; `GetAtt <Distribution>.DomainName` of a CloudFront distribution resol
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +57,14 @@ _CfnLoader.add_multi_constructor("!", _intrinsic)
 
 
 def load_template(path: Path = TEMPLATE) -> dict:
+    """The template as a dict of its own: callers may change it. Parsed once per file version (parsing the
+    YAML costs far more than building the stack from it, and the tests build a stack per test)."""
+    resolved = path.resolve()
+    return copy.deepcopy(_parsed_template(resolved, resolved.stat().st_mtime_ns))
+
+
+@functools.cache
+def _parsed_template(path: Path, mtime_ns: int) -> dict:  # mtime_ns: an edited file is parsed again
     return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
 
 
@@ -214,8 +225,11 @@ def _name(prefix: str, logical_id: str) -> str:
     return f"{prefix}-{re.sub(r'(?<!^)(?=[A-Z])', '-', logical_id).lower()}"
 
 
-def _create_table(stack: LocalStack, logical_id: str, props: dict) -> None:
-    client = boto3.client("dynamodb", region_name=stack.region)
+Clients = Callable[[str], Any]  # service name -> a client of it, made once per build_stack
+
+
+def _create_table(stack: LocalStack, logical_id: str, props: dict, clients: Clients) -> None:
+    client = clients("dynamodb")
     name = _name(stack.prefix, logical_id)
     kwargs: dict[str, Any] = {
         "TableName": name,
@@ -244,8 +258,8 @@ def _create_table(stack: LocalStack, logical_id: str, props: dict) -> None:
     stack.arns[logical_id] = description["TableArn"]
 
 
-def _create_queue(stack: LocalStack, logical_id: str, props: dict) -> None:
-    client = boto3.client("sqs", region_name=stack.region)
+def _create_queue(stack: LocalStack, logical_id: str, props: dict, clients: Clients) -> None:
+    client = clients("sqs")
     name = _name(stack.prefix, logical_id)
     attributes = {}
     for key, value in props.items():
@@ -261,8 +275,8 @@ def _create_queue(stack: LocalStack, logical_id: str, props: dict) -> None:
     ]
 
 
-def _create_bucket(stack: LocalStack, logical_id: str, props: dict) -> None:
-    client = boto3.client("s3", region_name=stack.region)
+def _create_bucket(stack: LocalStack, logical_id: str, props: dict, clients: Clients) -> None:
+    client = clients("s3")
     name = _name(stack.prefix, logical_id)
     if stack.region == "us-east-1":
         client.create_bucket(Bucket=name)
@@ -313,6 +327,7 @@ def build_stack(
     `parameters` overrides the template's defaults, e.g. {"ExistingTravelTableName": "host-travel"}: the
     stack then builds no travel table and addresses that one (which the caller creates)."""
     stack = LocalStack(load_template(template_path), region, prefix, parameters=dict(parameters or {}))
+    clients = functools.cache(lambda service: boto3.client(service, region_name=region))
     for logical_id, parameter in ATTACHED.items():
         if parameter in stack.template.get("Parameters", {}) and not stack.exists(logical_id):
             _attach(stack, logical_id, stack.resolve({"Ref": parameter}))
@@ -321,7 +336,7 @@ def build_stack(
         progressed = False
         for logical_id, resource in list(pending.items()):
             try:
-                _CREATORS[resource["Type"]](stack, logical_id, resource.get("Properties", {}))
+                _CREATORS[resource["Type"]](stack, logical_id, resource.get("Properties", {}), clients)
             except KeyError as missing:
                 if str(missing).strip("'") in pending:
                     continue  # depends on a resource not built yet (a DLQ, say); next round

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Iterator
 from types import ModuleType
 
 import pytest
 from moto import mock_aws
 
+from devtools import speedups
 from devtools.lambda_runtime import LambdaContext, load_handler
 from devtools.seed import put_items, sample_items
 from devtools.streams import LocalStream
@@ -17,6 +19,24 @@ from image_recovery import aws
 from image_recovery.observability import metrics
 
 REGION = "us-east-1"
+
+speedups.apply()  # botocore's service data parsed once per process, one KMS key pair (see devtools/speedups.py)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """One id per test. pytest 9.2 builds an item's id from its function name and parametrization only, so
+    schemathesis' items (one per API operation, named `test[GET /styles]` but not parametrized) all got the
+    bare function's id: reports could not tell them apart, and pytest-xdist's file scheduler, which keys
+    work by id, ran one of the four. Their ids get the operation back; any id that still repeats stops the
+    run rather than letting a test go missing."""
+    repeated = {nodeid for nodeid, count in Counter(item.nodeid for item in items).items() if count > 1}
+    for item in items:
+        label = item.name.partition("[")[2].removesuffix("]")
+        if item.nodeid in repeated and label and item._id.params is None:
+            item._id = item._id.with_params(label)
+    still = sorted(nodeid for nodeid, count in Counter(item.nodeid for item in items).items() if count > 1)
+    if still:
+        raise pytest.UsageError(f"tests share an id, so some would not run under pytest-xdist: {still}")
 
 
 @pytest.fixture(autouse=True)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 from types import ModuleType
+from typing import Any
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer
@@ -13,6 +16,26 @@ from devtools.template_resources import LocalStack
 
 REGION = "us-east-1"
 
+# `make soak` sets SOAK=1: the chaos, race, fuzz and property tests (marker `soak`) run at their large sizes.
+SOAK = os.environ.get("SOAK", "").strip() not in ("", "0")
+
+
+def sized(ci: int, soak: int) -> int:
+    """The size of a chaos, race, fuzz or property run: `ci` in `make test` and CI, `soak` under `make soak`."""
+    return soak if SOAK else ci
+
+
+def aws_client(service: str) -> Any:
+    """A boto3 client for whatever AWS the test runs against: moto in-process, or the embedded moto server
+    that AWS_ENDPOINT_URL points at. Made once per endpoint and reused: making a client costs more than the
+    call a helper makes with it (the race test reads a record back 160 times a round)."""
+    return _client(service, os.environ.get("AWS_ENDPOINT_URL"))
+
+
+@functools.lru_cache(maxsize=64)
+def _client(service: str, endpoint: str | None) -> Any:
+    return boto3.client(service, region_name=REGION, endpoint_url=endpoint)
+
 
 def call_api(api: ModuleType, event: dict) -> tuple[int, dict]:
     """Invoke the API handler; return (status, parsed JSON body)."""
@@ -21,19 +44,22 @@ def call_api(api: ModuleType, event: dict) -> tuple[int, dict]:
     return response["statusCode"], json.loads(response["body"])
 
 
+_DESERIALIZER = TypeDeserializer()
+
+
 def table_item(stack: LocalStack, pk: str, sk: str) -> dict | None:
     """One travel-table item as plain Python values (None where DynamoDB holds NULL)."""
     raw = (
-        boto3.client("dynamodb", region_name=REGION)
+        aws_client("dynamodb")
         .get_item(TableName=stack.physical("TravelTable"), Key={"PK": {"S": pk}, "SK": {"S": sk}}, ConsistentRead=True)
         .get("Item")
     )
-    return {k: TypeDeserializer().deserialize(v) for k, v in raw.items()} if raw else None
+    return {k: _DESERIALIZER.deserialize(v) for k, v in raw.items()} if raw else None
 
 
 def queued_jobs(stack: LocalStack) -> list[dict]:
     """Bodies of every message waiting on the job queue (received with a zero visibility timeout)."""
-    sqs = boto3.client("sqs", region_name=REGION)
+    sqs = aws_client("sqs")
     url = stack.physical("JobQueue")
     waiting = int(
         sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
@@ -51,7 +77,7 @@ def queued_jobs(stack: LocalStack) -> list[dict]:
 
 def take_messages(stack: LocalStack, logical_id: str = "JobQueue") -> list[dict]:
     """Take every message off a queue and return their bodies (counted by the test, not worked on)."""
-    sqs = boto3.client("sqs", region_name=REGION)
+    sqs = aws_client("sqs")
     url = stack.physical(logical_id)
     bodies = []
     while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):

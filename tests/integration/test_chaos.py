@@ -6,6 +6,7 @@ import pytest
 
 from devtools import chaos
 from image_recovery.errors import RETRIES_EXHAUSTED_REASONS
+from tests.helpers import sized
 
 pytestmark = pytest.mark.integration
 
@@ -14,12 +15,14 @@ pytestmark = pytest.mark.integration
 EXPECTED_REASONS = RETRIES_EXHAUSTED_REASONS | {"content_filtered", "enqueue_failed"}
 
 
+@pytest.mark.soak  # 1,200 jobs for 12 users under `make soak`; `make chaos` runs 3,000
 def test_a_small_chaos_run_loses_nothing_and_duplicates_nothing():
-    options = chaos.Options(records=240, users=3, missing_ratio=0.5, fault_rate=0.1, seed=11)
+    records = sized(ci=240, soak=2400)
+    options = chaos.Options(records=records, users=sized(ci=3, soak=12), missing_ratio=0.5, fault_rate=0.1, seed=11)
     report = chaos.run(options, options.dataset())
 
     result = report.audit
-    assert result.missing_before == 120
+    assert result.missing_before == records // 2
     assert (result.lost, result.duplicated, result.dangling, result.orphans) == ([], [], [], [])
     assert result.ready + sum(result.failed.values()) == result.missing_before
     assert set(result.failed) <= EXPECTED_REASONS

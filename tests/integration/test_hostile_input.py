@@ -11,11 +11,13 @@ from hypothesis import strategies as st
 
 from devtools.lambda_runtime import http_event
 from devtools.seed import ALICE
-from tests.helpers import call_api
+from tests.helpers import call_api, sized
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.soak]
 
-HYPOTHESIS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+HYPOTHESIS = settings(
+    max_examples=sized(ci=60, soak=1000), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),

@@ -29,6 +29,7 @@ from devtools.lambda_runtime import LambdaContext, load_event
 from devtools.seed import ALICE, BOB
 from image_recovery.api import Api
 from image_recovery.api.schemas import MAX_BODY_BYTES
+from tests.helpers import sized
 
 pytestmark = pytest.mark.integration
 
@@ -166,7 +167,8 @@ fuzz = schemathesis.openapi.from_dict(
     DOCUMENT,
     config=SchemathesisConfig.from_dict(
         {
-            "generation": {"mode": "all", "deterministic": True, "max-examples": 60},  # same requests every run
+            # the same requests every run; `make soak` sends more
+            "generation": {"mode": "all", "deterministic": True, "max-examples": sized(ci=60, soak=1000)},
             "phases": {"examples": {"enabled": False}, "stateful": {"enabled": False}},
             "auth": {"openapi": {"jwt": {"bearer": "alice"}}},  # the coverage phase also sends none and bad ones
             "checks": {
@@ -184,6 +186,7 @@ fuzz = schemathesis.openapi.from_dict(
 fuzz.app = CURRENT
 
 
+@pytest.mark.soak
 @fuzz.parametrize()
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
 def test_generated_requests_get_json_never_a_5xx_and_a_4xx_changes_nothing(case, gateway, invocations, world):

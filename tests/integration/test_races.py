@@ -18,13 +18,13 @@ from devtools.embedded_aws import REGION, embedded_aws, use_function_environment
 from devtools.lambda_runtime import LambdaContext, drain_queue, http_event, load_event, load_handler
 from devtools.seed import put_items, trip
 from devtools.streams import LocalStream
-from tests.helpers import table_item, take_messages
+from tests.helpers import sized, table_item, take_messages
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.soak]
 
 QUIET = {"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
-LARGE = 160  # more than one request queues at once (100): the rest fans out as tasks
-ROUNDS = 3
+LARGE = sized(ci=160, soak=400)  # more than one request queues at once (100): the rest fans out as tasks
+ROUNDS = sized(ci=3, soak=10)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from image_recovery.prompts import MAX_PROMPT_CHARS, build_prompt
 from image_recovery.providers.base import ImageRequest
 from image_recovery.providers.bedrock import BedrockImageProvider
 from image_recovery.styles import BUILT_IN_STYLES
+from tests.helpers import sized
 
 texts = st.text(max_size=3000) | st.sampled_from(["{subject}", "{details}", "}{", "\u202e", "\x00\n\r\t", "🌍" * 500])
 MODELS = {
@@ -33,7 +34,8 @@ class CapturingClient:
         raise RuntimeError("captured")
 
 
-@settings(max_examples=150, deadline=None)
+@pytest.mark.soak
+@settings(max_examples=sized(ci=150, soak=5000), deadline=None)
 @given(title=texts, name=texts, location=texts, kind=texts, style=st.sampled_from(BUILT_IN_STYLES))
 def test_user_text_cannot_break_out_of_the_prompt_or_its_limits(title, name, location, kind, style) -> None:
     trip = Trip("USER#u", "TRIP#t", id="t", user_id="u", title=title, destination=location)
