@@ -55,12 +55,13 @@ def page(browser, server):
 
 
 def images(server, user: str = ALICE) -> set[tuple[str, str]]:
-    """(type, id) of every image object the worker stored for `user` in the bucket."""
+    """(type, id) of every image object the worker stored for `user` in the bucket: the layout is
+    images/<user>/<type>/<trip id>[/<segment id>[/<reservation id>]]/<job id>.png."""
     s3 = boto3.client("s3", endpoint_url=server.aws_endpoint, region_name="us-east-1")
     listed = s3.list_objects_v2(Bucket=server.stack.physical("ImageBucket"), Prefix=f"images/{user}/")
     keys = [obj["Key"] for obj in listed.get("Contents", [])]
     assert all(key.endswith(".png") for key in keys)
-    return {tuple(key.split("/")[2:4]) for key in keys}
+    return {(key.split("/")[2], key.split("/")[-2]) for key in keys}
 
 
 def test_banner_is_collapsed_and_lists_items_with_parent_context(page, server):
