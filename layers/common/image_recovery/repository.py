@@ -129,7 +129,7 @@ class RecordRepository:
         """
         wanted = sorted(set(ids))
         filter_condition = TravelRecord.id.is_in(*wanted) if wanted else None
-        pages = _query_pages(
+        pages = query_pages(
             user_pk(user_id),
             range_key_condition=TravelRecord.sk.startswith(TRIP_TREE),
             filter_condition=filter_condition,
@@ -191,13 +191,8 @@ class RecordRepository:
         """How many of the user's records the sparse index holds: their own items only, not copies that still
         carry their index attributes (compared here: a filter on the table's key attributes is refused)."""
         pk = user_pk(user_id)
-        total, start_key = 0, None
-        while True:
-            response = _query(pk, index_name=MISSING_INDEX_NAME, attributes_to_get=["PK"], start_key=start_key)
-            total += sum(item.get("PK", {}).get("S") == pk for item in response.get("Items", []))
-            start_key = response.get("LastEvaluatedKey")
-            if start_key is None:
-                return total
+        pages = query_pages(pk, index_name=MISSING_INDEX_NAME, attributes_to_get=["PK"])
+        return sum(item.get("PK", {}).get("S") == pk for items, _ in pages for item in items)
 
     def get(self, pk: str, sk: str, *, where: str) -> TravelRecord | None:
         """One travel record; None if absent, malformed (reported) or another kind of item.
@@ -376,7 +371,8 @@ def _query(
     )
 
 
-def _query_pages(hash_key: str, **kwargs: Any) -> Iterator[tuple[list[dict], dict | None]]:
+def query_pages(hash_key: str, **kwargs: Any) -> Iterator[tuple[list[dict], dict | None]]:
+    """Every page of a raw Query on the travel table: (DynamoDB JSON items, key to resume after the page)."""
     start_key = None
     while True:
         response = _query(hash_key, start_key=start_key, **kwargs)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from image_recovery.errors import BadRequestError
 from image_recovery.models import PromptStyleRecord, is_valid_id
 from image_recovery.records import MalformedItem, RawItem, report_malformed, wrong_types
+from image_recovery.repository import query_pages
 
 STYLE_PK = "STYLE"
 
@@ -98,7 +99,7 @@ class StyleCatalog:
         """The table's usable styles (malformed rows reported and skipped), or the built-in ones if none."""
         if self._styles is None:
             rows = []
-            for raw in _style_rows():
+            for raw in (item for items, _ in query_pages(STYLE_PK) for item in items):
                 try:
                     rows.append(parse_style(raw))
                 except MalformedItem as malformed:
@@ -121,15 +122,3 @@ class StyleCatalog:
     def resolve_or_default(self, style_id: str) -> PromptStyle:
         """For jobs already queued: a style deleted since falls back to the default instead of failing."""
         return next((s for s in self.all() if s.id == style_id), None) or self.default()
-
-
-def _style_rows() -> list[RawItem]:
-    """Every row under the style partition, raw (a style with odd types must not stop the others)."""
-    connection = PromptStyleRecord._get_connection()
-    rows, start_key = [], None
-    while True:
-        response = connection.query(STYLE_PK, exclusive_start_key=start_key)
-        rows.extend(response.get("Items", []))
-        start_key = response.get("LastEvaluatedKey")
-        if start_key is None:
-            return rows
