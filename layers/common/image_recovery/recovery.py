@@ -63,9 +63,11 @@ class QueueResult:
 Position = tuple[str, str]  # (sparse-index sort value, SK): where a record stands in newest-first order
 
 
-def position(record: TravelRecord) -> Position:
-    """From the index attribute when the record carries it (that is the order the index answers in)."""
-    return (record.image_missing_sort or record.missing_sort), record.sk
+def position(record: TravelRecord, *, from_index: bool = False) -> Position:
+    """Where the record stands. From the index: its index attribute, the order the index answers in (and the
+    key a next page starts after). Otherwise: computed from its createdAt, whatever a stale attribute says."""
+    sort = (record.image_missing_sort or record.missing_sort) if from_index else record.missing_sort
+    return sort, record.sk
 
 
 def encode_cursor(user_id: str, after: Position, count: int) -> str:
@@ -155,7 +157,13 @@ def _listed(record: TravelRecord, parents: dict[str, TravelRecord]) -> dict:
 
 
 def missing_images_page(
-    user_id: str, page: Sequence[TravelRecord], parents: Iterable[TravelRecord], *, count: int, more: bool
+    user_id: str,
+    page: Sequence[TravelRecord],
+    parents: Iterable[TravelRecord],
+    *,
+    count: int,
+    more: bool,
+    from_index: bool,
 ) -> MissingImages:
     """Group a newest-first page by kind, each record with its parents' names, within PAGE_BYTES_LIMIT.
 
@@ -173,7 +181,9 @@ def missing_images_page(
             break
         groups[type(record)].append(item)
         last = record
-    next_cursor = encode_cursor(user_id, position(last), count) if more and last is not None else None
+    next_cursor = (
+        encode_cursor(user_id, position(last, from_index=from_index), count) if more and last is not None else None
+    )
     return MissingImages(count, groups[Trip], groups[Segment], groups[Reservation], next_cursor)
 
 
@@ -206,7 +216,8 @@ class RecoveryService:
         the page must name. Otherwise one read of the user's trip tree holds all of them alike.
         """
         after, counted = decode_cursor(cursor, user_id) if cursor else (None, None)
-        if self._index.is_complete():
+        from_index = self._index.is_complete()
+        if from_index:
             page, more = self._records.missing_after(user_id, where=LISTING, after=after, limit=limit)
             # One page that holds everything is its own count; a longer listing is counted once, on its first
             # page, and the cursor carries that count on (a snapshot, like the pages themselves).
@@ -220,7 +231,7 @@ class RecoveryService:
             if after is not None:
                 missing = [r for r in missing if position(r) < after]
             page, more = missing[:limit], len(missing) > limit
-        return missing_images_page(user_id, page, parents, count=count, more=more)
+        return missing_images_page(user_id, page, parents, count=count, more=more, from_index=from_index)
 
     def queue(
         self, user_id: str, requested: Sequence[tuple[str, str]], *, selection: str, style_id: str | None
