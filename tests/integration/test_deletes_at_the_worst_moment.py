@@ -122,7 +122,6 @@ def test_the_fan_out_task_queueing_a_record_the_host_just_deleted(stack, handler
     assert int(batch["total"]["N"]) == 120  # the doomed record was never counted in
 
 
-
 @pytest.mark.parametrize("queue_new_records", ["false", "true"])
 def test_the_stream_function_indexing_a_record_the_host_just_deleted(stack, handler, deliver_stream, queue_new_records):
     handler("indexer", QUEUE_NEW_RECORDS=queue_new_records)  # the stream function as configured
