@@ -1,4 +1,5 @@
-"""The Makefile's targets, `make help` and the README agree: every target listed once, none missing."""
+"""The Makefile's targets, `make help` and the README agree: every target listed once, none missing; and the
+README stays a short entry point that links every page under docs/."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 MAKEFILE = (ROOT / "Makefile").read_text()
 README = (ROOT / "README.md").read_text()
+README_MAX_LINES = 250
 
 
 def defined_targets() -> set[str]:
@@ -41,3 +43,20 @@ def test_make_test_runs_in_parallel_and_make_soak_selects_the_soak_tests():
     assert re.search(r"^test: .*\n\t.*pytest \$\(XDIST\)", MAKEFILE, re.MULTILINE)
     assert re.search(r"^soak: .*\n\t.*-m tests\.careless_host .*\n\tSOAK=1 .*-m soak", MAKEFILE, re.MULTILINE)
     assert re.search(r"^test-fast: .*\n\t.*pytest .*tests/unit", MAKEFILE, re.MULTILINE)
+
+
+def test_the_readmes_target_table_lists_every_target_once_in_the_order_of_make_help():
+    rows = re.findall(r"^\| `make ([a-z-]+)` \|", README, re.MULTILINE)
+
+    assert rows == help_targets()
+
+
+def test_the_readme_stays_short():
+    assert len(README.splitlines()) <= README_MAX_LINES
+
+
+def test_the_readme_links_every_page_under_docs():
+    pages = sorted(path.name for path in (ROOT / "docs").glob("*.md"))
+
+    assert pages, "docs/ has no pages"
+    assert [page for page in pages if f"](docs/{page}" not in README] == []
