@@ -39,7 +39,7 @@ help:
 	@echo "make test           the whole test suite in $(TEST_WORKERS) processes (TEST_WORKERS), about 3 minutes; browser tests need /usr/bin/chromium"
 	@echo "make test-fast      the unit tests only, in about 15 s: the edit loop"
 	@echo "make soak           the careless-host state machine for 5,000+ steps with a table, then the chaos, race, fuzz and"
-	@echo "                    property tests (marker soak) at large sizes (SOAK=1); about 35 minutes (SOAK_ARGS=--examples 170 --steps 30)"
+	@echo "                    property tests (marker soak) at large sizes (SOAK=1); about 35 minutes (SOAK_ARGS=--examples 200 --steps 40)"
 	@echo "make lint           ruff check, ruff format --check, cfn-lint"
 	@echo "make validate       sam validate --lint and sam build (aws-sam-cli in .venv-sam; the build needs python3.13)"
 	@echo "make security       checkov on template.yaml (in .venv-checkov); skipped checks are justified in .checkov.yaml"
@@ -65,7 +65,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
 
 soak: $(STAMP)
-	$(PY) -m tests.careless_host $(or $(SOAK_ARGS),--examples 170 --steps 30)
+	$(PY) -m tests.careless_host $(or $(SOAK_ARGS),--examples 200 --steps 40)
 	SOAK=1 $(PY) -m pytest $(XDIST) -m soak --durations=15 $(PYTEST_ARGS)
 
 lint: $(STAMP)
