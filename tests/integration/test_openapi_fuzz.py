@@ -64,7 +64,7 @@ TOKENS: dict[str, dict] = {
     "empty-sub": {"sub": ""},
     "key-sub": {"sub": f"USER#{ALICE}"},  # Alice's partition key: would reach her records if the API trusted it
     "path-sub": {"sub": f"x/../{ALICE}"},  # well formed too: "/" is no separator in a key; not Alice
-    "long-sub": {"sub": "u" * 129},
+    "long-sub": {"sub": "u" * 256},  # OpenID Connect allows 255
     "unicode-sub": {"sub": "usuário-ünïcødé-🙂"},  # well formed: a user without records
 }
 GATEWAY_404 = (404, {"message": "Not Found"})

@@ -59,10 +59,13 @@ def _plain_text(value: str) -> bool:
     return not any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value)  # Cs: a lone surrogate
 
 
+MAX_USER_ID_CHARS = 255  # OpenID Connect: a `sub` is at most 255 ASCII characters
+
+
 def is_valid_user_id(value: object) -> bool:
-    """A user id (the JWT `sub`) the service can key records by: 1-128 characters without `#` (the key
+    """A user id (the JWT `sub`) the service can key records by: 1-255 characters without `#` (the key
     separator) or control characters. Anything else a `sub` holds is fine ("auth0|…", "a/b", ".")."""
-    return isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS and "#" not in value and _plain_text(value)
+    return isinstance(value, str) and 0 < len(value) <= MAX_USER_ID_CHARS and "#" not in value and _plain_text(value)
 
 
 def is_valid_id(value: object) -> bool:

@@ -154,7 +154,8 @@ class ImageWorker:
 
     def _generate(self, job: ImageJob, record: TravelRecord) -> JobResult:
         trip, segment = self._parents(record)
-        style = self._styles.resolve_or_default(job.style_id)
+        # the record's own style: the message is only trusted for what it cannot be read from (DESIGN §4)
+        style = self._styles.resolve_or_default(record.image_style_id or job.style_id)
         parts = build_prompt(record, style, trip=trip, segment=segment)
         request = ImageRequest(
             prompt=parts.prompt,
