@@ -25,6 +25,7 @@ CUSTOM_METRICS = (
     "JobsQueued",
     "JobsSkipped",
     "ImagesGenerated",
+    "ImagesRegenerated",
     "GenerationLatency",
     "GenerationFailures",
     "ModelUnavailable",

@@ -27,9 +27,17 @@ class FakeRecords:
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (record id, job id, reason)
 
     def mark_queued(
-        self, record: TravelRecord, *, job_id: str, batch_id: str, style_id: str, stale_before: str | None = None
+        self,
+        record: TravelRecord,
+        *,
+        job_id: str,
+        batch_id: str,
+        style_id: str,
+        stale_before: str | None = None,
+        replace_image: bool = False,
     ) -> bool:
         assert (batch_id, style_id) == (BATCH, STYLE)
+        assert replace_image == bool(record.image_url)
         if record.id in self.failing:
             raise RuntimeError("DynamoDB unavailable")
         self.queued.append((record.id, job_id))

@@ -55,6 +55,7 @@ def api(settings: ApiSettings) -> Api:
         TaskQueue(lambda: aws.client("sqs"), settings.task_queue_url),
         IndexState(settings.travel_table),
         max_ids_per_request=settings.max_ids_per_request,
+        stuck_after=timedelta(minutes=settings.stuck_after_minutes),
     )
     return build_api(service)
 

@@ -18,10 +18,17 @@ from image_recovery.models import TravelRecord
 from image_recovery.observability import logger
 from image_recovery.records import RawItem
 from image_recovery.repository import RecordRepository, image_missing_condition, update_existing
-from image_recovery.storage import ImageStore, image_prefix, image_url, kind_of_key, record_keys_of, references
+from image_recovery.storage import (
+    IMAGES_PREFIX,
+    ImageStore,
+    image_prefix,
+    image_url,
+    kind_of_key,
+    record_keys_of,
+    references,
+)
 
 WHERE = "stream"
-IMAGES_PREFIX = "images/"
 # Longer than a job can be between storing its image and writing it back (the worker's timeout and retries).
 AUDIT_MIN_AGE = timedelta(hours=1)
 

@@ -38,6 +38,8 @@ class ApiSettings(CommonSettings):
     job_queue_url: NonEmpty = Field(validation_alias="JOB_QUEUE_URL")
     task_queue_url: NonEmpty = Field(validation_alias="TASK_QUEUE_URL")
     max_ids_per_request: int = Field(default=100, ge=1, le=1000, validation_alias="MAX_IDS_PER_REQUEST")
+    # a regeneration left queued or generating this long is taken over by the next request for it
+    stuck_after_minutes: int = Field(default=60, ge=1, validation_alias="STUCK_AFTER_MINUTES")
 
 
 class WorkerSettings(CommonSettings):

@@ -190,6 +190,8 @@ class TravelRecord(Model):
     image_updated_at = UnicodeAttribute(attr_name="imageUpdatedAt", null=True)
     image_missing_owner = UnicodeAttribute(attr_name="imageMissingOwner", null=True)
     image_missing_sort = UnicodeAttribute(attr_name="imageMissingSort", null=True)
+    # a regeneration on request: the imageUrl it replaces, kept until the new image is written back
+    image_replaces = UnicodeAttribute(attr_name="imageReplaces", null=True)
 
     missing_images = MissingImageIndex()
 
@@ -217,6 +219,16 @@ class TravelRecord(Model):
     def image_missing(self) -> bool:
         """DESIGN §2: absent, NULL (read as None) and "" all mean missing."""
         return not self.image_url
+
+    @property
+    def regenerating(self) -> bool:
+        """A regeneration was asked for and the image it replaces is still the record's."""
+        return bool(self.image_replaces) and self.image_url == self.image_replaces
+
+    @property
+    def wants_image(self) -> bool:
+        """A job may write an image here: none is set, or the one set is the one a regeneration replaces."""
+        return self.image_missing or self.regenerating
 
     @property
     def effective_status(self) -> ImageStatus:

@@ -50,13 +50,16 @@ def failed_for_good(record: TravelRecord) -> bool:
     return record.image_status == ImageStatus.FAILED and record.image_error not in TRANSIENT_REASONS
 
 
-def skip_reason(record: TravelRecord, stale_before: str | None = None, *, named: bool = True) -> str | None:
+def skip_reason(
+    record: TravelRecord, stale_before: str | None = None, *, named: bool = True, regenerate: bool = False
+) -> str | None:
     """Why a record must not be queued now, or None if it may be.
 
     `named`: the request names this record (by id, or every failed record with retryFailed), which may
-    queue a permanent failure again; queue-all and the sweep never do (DESIGN §4).
+    queue a permanent failure again; queue-all and the sweep never do (DESIGN §4). `regenerate`: a request
+    to replace the image of a record that has one (DESIGN §3), which otherwise is not queued.
     """
-    if not record.image_missing:
+    if not record.image_missing and not regenerate:
         return "has_image"
     if is_stuck(record, stale_before):
         return None
@@ -118,19 +121,25 @@ class Queuer:
         style_id: str,
         stale_before: str | None = None,
         named: bool = True,
+        regenerate: bool = False,
     ) -> Iterator[ItemOutcome]:
         """Queue each record at most once; yields one outcome per record, in order, chunk by chunk.
 
         With `stale_before`, records in flight with no progress since then are taken over by a new job
         (the old job's message, if it ever arrives, finds another job id on the record and does nothing).
-        `named` is skip_reason's. JobsQueued and JobsSkipped count the outcomes, whoever queues.
+        `named` and `regenerate` are skip_reason's. JobsQueued and JobsSkipped count the outcomes, whoever queues.
         """
         unrecorded = 0  # queued but not yet added to the batch's total: one counter write per 100 records
         counts: Counter[str] = Counter()
         try:
             for number, chunk in enumerate(chunked(candidates, SQS_BATCH_LIMIT), start=1):
                 outcomes = self._queue_chunk(
-                    chunk, batch_id=batch_id, style_id=style_id, stale_before=stale_before, named=named
+                    chunk,
+                    batch_id=batch_id,
+                    style_id=style_id,
+                    stale_before=stale_before,
+                    named=named,
+                    regenerate=regenerate,
                 )
                 counts.update(o.outcome for o in outcomes)
                 unrecorded += sum(o.outcome == QUEUED for o in outcomes)
@@ -144,16 +153,21 @@ class Queuer:
             metrics.add_metric(name="JobsSkipped", unit=MetricUnit.Count, value=counts[SKIPPED])
 
     def _claim(
-        self, record: TravelRecord, job: ImageJob, *, stale_before: str | None, named: bool
+        self, record: TravelRecord, job: ImageJob, *, stale_before: str | None, named: bool, regenerate: bool
     ) -> tuple[bool, str | None]:
         """Mark the record queued for `job`: (claimed, why not). A record whose state moved since it was read
         is looked at again once, so a decision is never made on a stale copy."""
         for _ in range(2):
-            reason = skip_reason(record, stale_before, named=named)
+            reason = skip_reason(record, stale_before, named=named, regenerate=regenerate)
             if reason is not None:
                 return False, reason
             if self._records.mark_queued(
-                record, job_id=job.job_id, batch_id=job.batch_id, style_id=job.style_id, stale_before=stale_before
+                record,
+                job_id=job.job_id,
+                batch_id=job.batch_id,
+                style_id=job.style_id,
+                stale_before=stale_before,
+                replace_image=not record.image_missing,
             ):
                 if is_stuck(record, stale_before):
                     self._abandon(record)  # `record` is the copy read before: it names the stuck job
@@ -165,17 +179,26 @@ class Queuer:
             if current.image_job_id == job.job_id:
                 return True, None
             record = current
-        return False, skip_reason(record, stale_before, named=named) or "changed_meanwhile"
+        return False, skip_reason(record, stale_before, named=named, regenerate=regenerate) or "changed_meanwhile"
 
     def _queue_chunk(
-        self, chunk: list[TravelRecord], *, batch_id: str, style_id: str, stale_before: str | None, named: bool
+        self,
+        chunk: list[TravelRecord],
+        *,
+        batch_id: str,
+        style_id: str,
+        stale_before: str | None,
+        named: bool,
+        regenerate: bool,
     ) -> list[ItemOutcome]:
         outcomes: dict[int, ItemOutcome] = {}
         marked: list[tuple[int, TravelRecord, ImageJob]] = []
         for index, record in enumerate(chunk):
             job = ImageJob.for_record(record, job_id=uuid.uuid4().hex, batch_id=batch_id, style_id=style_id)
             try:
-                claimed, reason = self._claim(record, job, stale_before=stale_before, named=named)
+                claimed, reason = self._claim(
+                    record, job, stale_before=stale_before, named=named, regenerate=regenerate
+                )
             except Exception:
                 logger.exception("could not mark record queued", extra={"sk": record.sk})
                 outcomes[index] = ItemOutcome(record.kind.label, record.id, FAILED, "storage_error")

@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from image_recovery.batches import BatchProgress, BatchRepository
 from image_recovery.errors import BadRequestError, NotFoundError
@@ -14,7 +15,7 @@ from image_recovery.index_state import IndexState
 from image_recovery.models import Reservation, Segment, TravelRecord, Trip, is_failed
 from image_recovery.observability import logger
 from image_recovery.queueing import FAILED, ItemOutcome, Queuer
-from image_recovery.repository import TRIP_TREE, RecordRepository
+from image_recovery.repository import TRIP_TREE, RecordRepository, iso_utc
 from image_recovery.styles import PromptStyle, StyleCatalog
 from image_recovery.tasks import QUEUE_PAGE_SIZE, QueueMissingTask, TaskQueue
 
@@ -198,6 +199,7 @@ class RecoveryService:
         index: IndexState,
         *,
         max_ids_per_request: int,
+        stuck_after: timedelta,
     ) -> None:
         self._records = records
         self._batches = batches
@@ -206,6 +208,7 @@ class RecoveryService:
         self._tasks = tasks
         self._index = index
         self._max_ids = max_ids_per_request
+        self._stuck_after = stuck_after
 
     def missing_images(
         self, user_id: str, *, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None
@@ -234,7 +237,13 @@ class RecoveryService:
         return missing_images_page(user_id, page, parents, count=count, more=more, from_index=from_index)
 
     def queue(
-        self, user_id: str, requested: Sequence[tuple[str, str]], *, selection: str, style_id: str | None
+        self,
+        user_id: str,
+        requested: Sequence[tuple[str, str]],
+        *,
+        selection: str,
+        style_id: str | None,
+        regenerate: bool = False,
     ) -> QueueResult:
         """Queue the named records ("ids"), every missing one ("all") or every failed one ("failed").
 
@@ -242,6 +251,10 @@ class RecoveryService:
         QUEUE_PAGE_SIZE records here and hand the rest to a fan-out task, so a request for 10,000
         records answers at once; its batch says `complete: false` until the task is done. "all" leaves
         out records that failed for good; naming them (by id, or with "failed") queues them again.
+
+        `regenerate` (with ids only) queues named records that have an image too; the image stays until the new
+        one is stored. A regeneration shows no progress in the missing index the sweep reads, so a request is
+        what takes over one stuck for longer than `stuck_after` (its message lost).
         """
         if selection == "ids" and not requested:
             raise BadRequestError(
@@ -263,7 +276,17 @@ class RecoveryService:
                 candidates = [r for r in candidates if is_failed(r)]
 
         batch_id = self._queuer.open_batch(user_id, style.id)
-        outcomes = list(self._queuer.queue(candidates, batch_id=batch_id, style_id=style.id, named=selection != "all"))
+        stale_before = iso_utc(datetime.now(UTC) - self._stuck_after) if regenerate else None
+        outcomes = list(
+            self._queuer.queue(
+                candidates,
+                batch_id=batch_id,
+                style_id=style.id,
+                named=selection != "all",
+                regenerate=regenerate,
+                stale_before=stale_before,
+            )
+        )
         if selection == "ids":
             # Unknown ids and other users' ids look the same: not_found, and nothing written for them. An id
             # that two records share (segments of different trips) answers for each of them.

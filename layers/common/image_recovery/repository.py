@@ -58,6 +58,17 @@ def image_missing_condition() -> Condition:
     )
 
 
+def _open_for_image(record: TravelRecord) -> Condition:
+    """A job may write an image on the record: it has none, or it still has the one that the regeneration it
+    was read with replaces (DESIGN §3: another writer's image, set meanwhile, wins)."""
+    if not record.image_replaces:
+        return image_missing_condition()
+    replaced = record.image_replaces
+    return image_missing_condition() | (
+        (TravelRecord.image_url == replaced) & (TravelRecord.image_replaces == replaced)
+    )
+
+
 def _not_in_flight() -> Condition:
     return ~TravelRecord.image_status.is_in(*IN_FLIGHT)
 
@@ -252,16 +263,36 @@ class RecordRepository:
 
     # ------------------------------------------------------------------ writes
     def mark_queued(
-        self, record: TravelRecord, *, job_id: str, batch_id: str, style_id: str, stale_before: str | None = None
+        self,
+        record: TravelRecord,
+        *,
+        job_id: str,
+        batch_id: str,
+        style_id: str,
+        stale_before: str | None = None,
+        replace_image: bool = False,
     ) -> bool:
         """Give the record to a new job, if it is still in the state it was read in and nobody works on it
-        (or, with `stale_before`, whoever did has been stuck since before then)."""
+        (or, with `stale_before`, whoever did has been stuck since before then).
+
+        `replace_image`: a regeneration on request of a record that has an image. The image stays in place, and
+        imageReplaces names it until the job writes the new one back (only over that one).
+        """
         now = utc_now()
-        owner, sort = missing_index_values(record.pk, record.sk, record.created_at)
+        if replace_image:
+            target = [TravelRecord.image_replaces.set(record.image_url)]
+            has_image_read = TravelRecord.image_url == record.image_url
+        else:
+            owner, sort = missing_index_values(record.pk, record.sk, record.created_at)
+            target = [
+                # keeps the record visible in the sparse index even if the stream has not reached it yet
+                TravelRecord.image_missing_owner.set(owner),
+                TravelRecord.image_missing_sort.set(sort),
+                TravelRecord.image_replaces.remove(),
+            ]
+            has_image_read = image_missing_condition()
         actions = [
-            # keeps the record visible in the sparse index even if the stream has not reached it yet
-            TravelRecord.image_missing_owner.set(owner),
-            TravelRecord.image_missing_sort.set(sort),
+            *target,
             TravelRecord.image_status.set(ImageStatus.QUEUED.value),
             TravelRecord.image_job_id.set(job_id),
             TravelRecord.image_batch_id.set(batch_id),
@@ -271,7 +302,7 @@ class RecordRepository:
             TravelRecord.image_error.remove(),
             TravelRecord.image_error_detail.remove(),
         ]
-        condition = image_missing_condition() & _queueable(stale_before) & _unchanged_since_read(record)
+        condition = has_image_read & _queueable(stale_before) & _unchanged_since_read(record)
         return update_existing(record, actions, condition)
 
     def mark_generating(self, record: TravelRecord, job_id: str) -> bool:
@@ -286,9 +317,7 @@ class RecordRepository:
             TravelRecord.image_error.remove(),
             TravelRecord.image_error_detail.remove(),
         ]
-        condition = (
-            _owned_by_job(job_id) & (TravelRecord.image_status == record.image_status) & image_missing_condition()
-        )
+        condition = _owned_by_job(job_id) & (TravelRecord.image_status == record.image_status) & _open_for_image(record)
         return update_existing(record, actions, condition)
 
     def note_attempt(self, record: TravelRecord, job_id: str) -> bool:
@@ -308,7 +337,7 @@ class RecordRepository:
         return update_existing(record, actions, condition)
 
     def mark_ready(self, record: TravelRecord, job_id: str, *, image_url: str, image_key: str) -> bool:
-        """Write the image back, unless an image was set meanwhile or another job took the record."""
+        """Write the image back, unless another image was set meanwhile or another job took the record."""
         actions = [
             TravelRecord.image_url.set(image_url),
             TravelRecord.image_key.set(image_key),
@@ -316,13 +345,16 @@ class RecordRepository:
             TravelRecord.image_updated_at.set(utc_now()),
             TravelRecord.image_missing_owner.remove(),
             TravelRecord.image_missing_sort.remove(),
+            TravelRecord.image_replaces.remove(),
             TravelRecord.image_error.remove(),
             TravelRecord.image_error_detail.remove(),
         ]
-        condition = _owned_by_job(job_id) & image_missing_condition()
+        condition = _owned_by_job(job_id) & _open_for_image(record)
         return update_existing(record, actions, condition)
 
     def mark_failed(self, record: TravelRecord, job_id: str, *, reason: str, detail: str = "") -> bool:
+        """The job ended failed. A failed regeneration keeps the image it was to replace (and imageReplaces, so
+        that a redriven job can still run)."""
         actions = [
             TravelRecord.image_status.set(ImageStatus.FAILED.value),
             TravelRecord.image_error.set(reason),
@@ -330,18 +362,19 @@ class RecordRepository:
             TravelRecord.image_failures.add(1),
             TravelRecord.image_updated_at.set(utc_now()),
         ]
-        condition = _owned_by_job(job_id) & image_missing_condition() & TravelRecord.image_status.is_in(*IN_FLIGHT)
+        condition = _owned_by_job(job_id) & _open_for_image(record) & TravelRecord.image_status.is_in(*IN_FLIGHT)
         return update_existing(record, actions, condition)
 
     def settle_in_flight(self, record: TravelRecord, job_id: str) -> bool:
         """The job's record got an image from another writer: its stale queued/generating state becomes ready."""
         actions = [
             TravelRecord.image_status.set(ImageStatus.READY.value),
+            TravelRecord.image_replaces.remove(),
             TravelRecord.image_updated_at.set(utc_now()),
             TravelRecord.image_error.remove(),
             TravelRecord.image_error_detail.remove(),
         ]
-        condition = _owned_by_job(job_id) & ~image_missing_condition() & TravelRecord.image_status.is_in(*IN_FLIGHT)
+        condition = _owned_by_job(job_id) & ~_open_for_image(record) & TravelRecord.image_status.is_in(*IN_FLIGHT)
         return update_existing(record, actions, condition)
 
 

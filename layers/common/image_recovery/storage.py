@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from botocore.exceptions import ClientError
 
 from image_recovery.jobs import ImageJob
 from image_recovery.models import EntityType, parse_key_path
 
+IMAGES_PREFIX = "images/"  # every object the service stores is under it
 S3_DELETE_BATCH = 1000  # the most keys one DeleteObjects call takes
 S3_MAX_KEY_BYTES = 1024
 _JOB_FILE_BYTES = 64 + len(".png")  # a job id is at most 64 characters (jobs.py)
@@ -56,10 +57,10 @@ def image_prefix(pk: str, sk: str, kind: EntityType) -> str:
     path = parse_key_path(pk, sk, kind)
     if path is None:
         raise ValueError(f"keys without the contract's shape for a {kind.label}: {pk} / {sk}")
-    prefix = "/".join(("images", _user_segment(path.user_id), kind.label, *path.ids)) + "/"
+    prefix = IMAGES_PREFIX + "/".join((_user_segment(path.user_id), kind.label, *path.ids)) + "/"
     if len(prefix.encode()) + _JOB_FILE_BYTES > S3_MAX_KEY_BYTES:
         digest = hashlib.sha256(f"{pk}\n{sk}".encode()).hexdigest()
-        prefix = f"images/_long/{digest}/"
+        prefix = f"{IMAGES_PREFIX}_long/{digest}/"
     return prefix
 
 
@@ -106,6 +107,14 @@ class ImageStore:
         self._client().put_object(Bucket=self._bucket, Key=key, Body=data, ContentType=content_type)
         return image_url(self._url_base, key)
 
+    def key_of(self, url: str | None) -> str | None:
+        """The key of the object in this store that `url` names (built with this store's URL base), or None."""
+        prefix = f"{self._url_base}/"
+        if not url or not url.startswith(prefix):
+            return None
+        key = unquote(url[len(prefix) :])
+        return key if key.startswith(IMAGES_PREFIX) and image_url(self._url_base, key) == url else None
+
     def delete(self, key: str) -> None:
         """Remove one object; removing one that is not there is no error (and S3 DELETEs are free)."""
         self._client().delete_object(Bucket=self._bucket, Key=key)
@@ -146,6 +155,6 @@ class ImageStore:
             if response.get("Errors"):
                 raise RuntimeError(f"could not delete {len(response['Errors'])} of {len(chunk)} images")
 
-    def delete_stored_before(self, prefix: str, moment: datetime, *, keep: str | None = None) -> None:
-        """Remove the objects under `prefix` last written before `moment` (except `keep`)."""
-        self.delete_many([key for key, modified in self.objects(prefix) if modified < moment and key != keep])
+    def delete_stored_before(self, prefix: str, moment: datetime, *, keep: Collection[str | None] = ()) -> None:
+        """Remove the objects under `prefix` last written before `moment` (except those in `keep`)."""
+        self.delete_many([key for key, modified in self.objects(prefix) if modified < moment and key not in keep])

@@ -81,7 +81,7 @@ class ImageWorker:
         record = self._records.get(job.pk, job.sk, where=WHERE)
         if record is None or record.kind != job.entity_type or record.image_job_id != job.job_id:
             return self._without_record(job, record)
-        if not record.image_missing or not _workable(record):
+        if not record.wants_image or not _workable(record):
             return self._already_over(job, record)
         earlier_deliveries = record.image_attempts or 0
         claimed_at = datetime.now(UTC)
@@ -94,9 +94,10 @@ class ImageWorker:
         try:
             if earlier_deliveries:
                 # Jobs this one took the record from may have stored images before they were lost. The
-                # record has no image and is ours now, so none of them is referenced or ever will be.
+                # record is ours now, so none of them is referenced or ever will be (but the image that a
+                # regeneration replaces still is, until the new one is written back).
                 self._store.delete_stored_before(
-                    record_image_prefix(job), claimed_at - CLOCK_SLACK, keep=image_key(job)
+                    record_image_prefix(job), claimed_at - CLOCK_SLACK, keep={image_key(job), record.image_key}
                 )
             return self._generate(job, record)
         except GenerationError as error:
@@ -141,7 +142,7 @@ class ImageWorker:
     def _already_over(self, job: ImageJob, record: TravelRecord) -> JobResult:
         """The record is this job's but there is no work left: it has an image (ours, or another writer's that
         arrived meanwhile, whose stale in-flight state is cleared), or it failed for good. Count it, once."""
-        if not record.image_missing:
+        if not record.wants_image:
             if record.image_status in (ImageStatus.QUEUED, ImageStatus.GENERATING):
                 self._records.settle_in_flight(record, job.job_id)
             self._discard_unless_referenced(job, record)
@@ -183,13 +184,25 @@ class ImageWorker:
             current = self._records.get(job.pk, job.sk, where=WHERE)
             if current is None or current.image_job_id != job.job_id:
                 return self._without_record(job, current)
-            if current.image_missing:
+            if current.wants_image:
                 raise TransientGenerationError("internal_error", "the write-back's condition failed; retrying")
             return self._already_over(job, current)
+        if record.regenerating:
+            self._remove_replaced(job, record)
         self._batches.move(job.batch_id, job.job_id, JobState.SUCCEEDED)
-        metrics.add_metric(name="ImagesGenerated", unit=MetricUnit.Count, value=1)
-        logger.info("image stored", extra={"image_key": key, "model": image.model})
+        metrics.add_metric(
+            name="ImagesRegenerated" if record.regenerating else "ImagesGenerated", unit=MetricUnit.Count, value=1
+        )
+        logger.info("image stored", extra={"image_key": key, "model": image.model, "replaced": record.image_replaces})
         return JobResult(job.job_id, "succeeded", image_key=key)
+
+    def _remove_replaced(self, job: ImageJob, record: TravelRecord) -> None:
+        """A regeneration wrote its image back: the object it replaced goes, if it is the service's own one of
+        this record (under the store's URL base and the record's prefix). Another writer's URL, or an object of
+        another record (a copied item's, not yet adopted), stays."""
+        replaced = self._store.key_of(record.image_replaces)
+        if replaced is not None and replaced.startswith(record_image_prefix(job)) and replaced != image_key(job):
+            self._store.delete(replaced)
 
     def _fail(self, job: ImageJob, record: TravelRecord, reason: str, detail: str) -> JobResult:
         logger.warning("job failed", extra={"reason": reason, "detail": detail})

@@ -96,7 +96,11 @@ class Api:
         @resolver.post("/image-jobs", status_code=202)  # the OpenAPI document says 202 too
         def queue_jobs(request: Annotated[QueueRequest, Body()]) -> QueueResponse:
             result = service.queue(
-                current_user(), request.requested, selection=request.selection, style_id=request.styleId
+                current_user(),
+                request.requested,
+                selection=request.selection,
+                style_id=request.styleId,
+                regenerate=request.regenerate,
             )
             return QueueResponse(
                 batchId=result.batch_id,

@@ -32,7 +32,8 @@ ImageStatusName = Literal["missing", "queued", "generating", "failed", "ready"]
 
 
 class QueueRequest(_Schema):
-    """Ids (any of the three lists), `all: true` or `retryFailed: true`, plus an optional style."""
+    """Ids (any of the three lists), `all: true` or `retryFailed: true`, plus an optional style; with ids,
+    `regenerate: true` queues the named records even when they have an image (DESIGN §3)."""
 
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
@@ -41,6 +42,7 @@ class QueueRequest(_Schema):
     reservationIds: list[RecordId] = Field(default_factory=list)
     all: StrictBool = False  # JSON booleans only: {"all": "yes"} is a 400
     retryFailed: StrictBool = False
+    regenerate: StrictBool = False
     styleId: StyleId | None = None
 
     @model_validator(mode="after")
@@ -48,6 +50,8 @@ class QueueRequest(_Schema):
         named = bool(self.tripIds or self.segmentIds or self.reservationIds)
         if named + self.all + self.retryFailed > 1:
             raise ValueError("send ids, all=true or retryFailed=true, only one of them")
+        if self.regenerate and (self.all or self.retryFailed):
+            raise ValueError("regenerate=true replaces the images of named records: send ids with it, not all or retryFailed")
         return self
 
     @property
