@@ -51,7 +51,7 @@ class QueueRequest(_Schema):
         if named + self.all + self.retryFailed > 1:
             raise ValueError("send ids, all=true or retryFailed=true, only one of them")
         if self.regenerate and (self.all or self.retryFailed):
-            raise ValueError("regenerate=true replaces the images of named records: send ids with it, not all or retryFailed")
+            raise ValueError("regenerate=true replaces the images of named records: send ids, not all or retryFailed")
         return self
 
     @property
