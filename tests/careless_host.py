@@ -342,9 +342,14 @@ class CarelessHost(RuleBasedStateMachine):
             assert self.host.get(key) == "ok", f"{user} was shown {key}, which the host did not write as a record"
         STATS["step, api: list"] += 1
 
-    @rule(user=users, picks=st.lists(keys, min_size=1, max_size=3), with_style=st.booleans())
-    def user_queues_named_records(self, user: str, picks: list, with_style: bool) -> None:
-        body: dict[str, Any] = {}
+    @rule(
+        user=users,
+        picks=st.lists(keys, min_size=1, max_size=3),
+        with_style=st.booleans(),
+        regenerate=st.booleans(),
+    )
+    def user_queues_named_records(self, user: str, picks: list, with_style: bool, regenerate: bool) -> None:
+        body: dict[str, Any] = {"regenerate": True} if regenerate else {}
         for kind, ids in picks:
             body.setdefault(f"{kind.lower()}Ids", []).append(ids[-1])
         if with_style:
@@ -353,7 +358,7 @@ class CarelessHost(RuleBasedStateMachine):
         assert status in (202, 400), answer
         if status == 202:
             self._check_queued_items(user, answer)
-        STATS["step, api: queue named"] += 1
+        STATS["step, api: regenerate named" if regenerate else "step, api: queue named"] += 1
 
     @rule(user=users, retry_failed=st.booleans())
     def user_queues_everything(self, user: str, retry_failed: bool) -> None:
