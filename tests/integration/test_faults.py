@@ -232,12 +232,13 @@ def test_a_worker_that_dies_between_upload_and_write_back_loses_nothing(stack, h
     assert set(write_backs) == set(queued)
 
 
-def test_a_job_dead_on_every_delivery_is_taken_over_by_the_sweep_and_its_image_cleaned_up(
+def test_a_job_dead_on_every_delivery_is_sent_again_by_the_sweep_and_its_image_cleaned_up(
     stack, handler, queued, clock
 ):
     """Each crash takes the whole batch down with it, as on Lambda. The crashing job's record stays
     generating with an image in the bucket that nobody references, until the sweep sees no progress for
-    StuckJobMinutes and queues new jobs, and the new job removes the lost job's image."""
+    StuckJobMinutes and a job queue that holds nothing: the job's message is lost (in the dead-letter queue),
+    so the sweep sends it again, as the same job, whose next delivery stores its image over the lost one."""
     trip = (f"USER#{ALICE}", "TRIP#trip-euro")
     crash = Fault(
         "dynamodb", "UpdateItem", error=CRASH, where=lambda p: WRITE_BACK(p) and p["Key"]["SK"]["S"] == trip[1]
@@ -255,7 +256,7 @@ def test_a_job_dead_on_every_delivery_is_taken_over_by_the_sweep_and_its_image_c
     run(stack, worker, clock, FaultInjector())
 
     assert report["stuck"] == len(unfinished)
-    assert table_item(stack, *trip)["imageJobId"] != stuck["imageJobId"]
+    assert table_item(stack, *trip)["imageJobId"] == stuck["imageJobId"]
     assert judged(stack, queued).ready == len(queued)
 
 

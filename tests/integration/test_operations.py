@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
+import time_machine
 
-from devtools.lambda_runtime import LambdaContext, http_event, load_event, sqs_event
+from devtools.lambda_runtime import LambdaContext, drain_queue, http_event, load_event, sqs_event
 from devtools.ops import copy_messages
 from devtools.seed import ALICE
 from image_recovery import aws
@@ -34,6 +36,10 @@ def sqs():
 def queue_trip(api) -> str:
     _, body = call_api(api, http_event("api-queue-selected.json", sub=ALICE, body={"tripIds": ["trip-euro"]}))
     return body["batchId"]
+
+
+def drain(stack, worker) -> dict:
+    return drain_queue(stack.physical("JobQueue"), stack.arns["JobQueue"], worker, region=REGION)
 
 
 def progress(api, batch_id: str) -> dict:
@@ -187,7 +193,7 @@ def test_retry_failed_requeues_every_failed_record_of_the_user_and_nothing_else(
     assert table_item(stack, *TRIP_KEY)["imageStatus"] == "queued"
 
 
-def test_the_sweep_takes_over_a_stuck_record_and_the_lost_job_does_nothing(api, handler, stack, sqs):
+def test_the_sweep_sends_a_lost_job_again_and_its_batch_counts_it_on(api, handler, stack, sqs):
     old_batch = queue_trip(api)
     (lost,) = sqs.receive_message(QueueUrl=stack.physical("JobQueue"))["Messages"]  # the message is lost
     sqs.delete_message(QueueUrl=stack.physical("JobQueue"), ReceiptHandle=lost["ReceiptHandle"])
@@ -202,16 +208,55 @@ def test_the_sweep_takes_over_a_stuck_record_and_the_lost_job_does_nothing(api, 
 
     assert report["stuck"] == 1
     record = table_item(stack, *TRIP_KEY)
-    assert record["imageStatus"] == "queued"
-    assert record["imageJobId"] != json.loads(lost["Body"])["jobId"]
-    assert any(job["recordId"] == "trip-euro" for job in queued_jobs(stack))
-    assert progress(api, old_batch)["queued"] == 0  # the lost job's place in its batch is closed
-    # the lost message, if it ever turns up, finds another job on the record and changes nothing
+    assert (record["imageStatus"], record["imageJobId"]) == ("queued", json.loads(lost["Body"])["jobId"])
+    assert [job for job in queued_jobs(stack) if job["recordId"] == "trip-euro"] == [json.loads(lost["Body"])]
+    assert progress(api, old_batch)["queued"] == 1  # still the person's job, still waiting
     worker = handler("worker")
+    assert drain(stack, worker)["failed"] == 0
+    assert (progress(api, old_batch)["succeeded"], progress(api, old_batch)["failed"]) == (1, 0)
+    # the lost message, if it ever turns up as well, does the work only once
+    ready = table_item(stack, *TRIP_KEY)
     assert worker.lambda_handler(sqs_event([lost], stack.arns["JobQueue"]), LambdaContext()) == {
         "batchItemFailures": []
     }
-    assert table_item(stack, *TRIP_KEY)["imageJobId"] == record["imageJobId"]
+    assert table_item(stack, *TRIP_KEY) == ready
+    assert (progress(api, old_batch)["succeeded"], progress(api, old_batch)["failed"]) == (1, 0)
+
+
+def test_a_backlog_longer_than_stuck_job_minutes_is_not_taken_over(api, handler, stack, sqs):
+    """Jobs that wait behind other work show no progress for a long time: as long as the queue holds messages,
+    the sweep leaves them alone, and the person's batch never reads failed."""
+    _, body = call_api(
+        api,
+        http_event(
+            "api-queue-selected.json",
+            sub=ALICE,
+            body={"tripIds": ["trip-euro", "trip-summer"], "segmentIds": ["seg-paris-rome", "seg-rome-venice"]},
+        ),
+    )
+    batch_id = body["batchId"]
+    jobs = {(job["pk"], job["sk"]): job["jobId"] for job in queued_jobs(stack)}
+    assert len(jobs) == 4
+
+    with time_machine.travel(datetime.now(UTC) + timedelta(minutes=61)):
+        report = handler("sweep").lambda_handler(load_event("sweep-scheduled.json"), LambdaContext())
+
+    assert report["stuck"] == 0
+    waiting = [(job["pk"], job["sk"], job["jobId"]) for job in queued_jobs(stack) if (job["pk"], job["sk"]) in jobs]
+    assert sorted(waiting) == sorted((*key, job_id) for key, job_id in jobs.items())  # no message added
+    for key, job_id in jobs.items():
+        assert (table_item(stack, *key)["imageStatus"], table_item(stack, *key)["imageJobId"]) == ("queued", job_id)
+    assert progress(api, batch_id) | {"batchId": None} == {
+        "batchId": None,
+        "total": 4,
+        "queued": 4,
+        "generating": 0,
+        "succeeded": 0,
+        "failed": 0,
+        "complete": True,
+    }
+    assert drain(stack, handler("worker"))["failed"] == 0
+    assert progress(api, batch_id)["succeeded"] == 4
 
 
 def test_a_recently_queued_record_is_not_stuck(api, handler, stack):

@@ -12,11 +12,11 @@ from boto3.dynamodb.types import TypeSerializer
 from image_recovery import sweep as sweep_module
 from image_recovery.indexing import IndexChange, Reconciled
 from image_recovery.models import Trip
-from image_recovery.queueing import ItemOutcome
+from image_recovery.queueing import ItemOutcome, QueueDepth
 from image_recovery.records import parse_record
 from image_recovery.repository import iso_utc
 from image_recovery.styles import BUILT_IN_STYLES
-from image_recovery.sweep import RetryPolicy, Tier, sweep_tier
+from image_recovery.sweep import RetryPolicy, Tier, lost_before, sweep_tier
 
 _serialize = TypeSerializer().serialize
 
@@ -41,6 +41,7 @@ class FakeIndex:
 class FakeQueuer:
     def __init__(self) -> None:
         self.queued: list[str] = []
+        self.resent: list[str] = []
 
     def open_batch(self, owner: str, style_id: str, *, prefix: str = "") -> str:
         assert owner.startswith("#")  # no `sub` can name the service's own batches
@@ -51,6 +52,21 @@ class FakeQueuer:
         for record in candidates:
             self.queued.append(record.id)
             yield ItemOutcome("trip", record.id, "queued")
+
+    def resend(self, stuck):
+        for record in stuck:
+            self.resent.append(record.id)
+            yield ItemOutcome("trip", record.id, "queued")
+
+
+class FakeQueue:
+    """The job queue as the sweep sees it: how many messages it holds, and how long it keeps one."""
+
+    def __init__(self, messages: int = 0, retention: timedelta = timedelta(days=4)) -> None:
+        self.held = QueueDepth(messages, retention)
+
+    def depth(self) -> QueueDepth:
+        return self.held
 
 
 class FakeStyles:
@@ -79,11 +95,14 @@ NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 STALE_BEFORE = iso_utc(NOW - timedelta(hours=1))
 
 
-def make_sweeper(queuer: FakeQueuer, index: FakeIndex, *, max_jobs: int) -> sweep_module.Sweeper:
+def make_sweeper(
+    queuer: FakeQueuer, index: FakeIndex, *, max_jobs: int, queue: FakeQueue | None = None
+) -> sweep_module.Sweeper:
     return sweep_module.Sweeper(
         None,
         FakeStyles(),
         queuer,
+        queue or FakeQueue(),
         index,
         travel_table="travel",
         max_jobs=max_jobs,
@@ -142,3 +161,59 @@ def test_the_per_run_cap_goes_to_never_tried_records_first(monkeypatch) -> None:
     # Then the three never tried go first, then the stuck ones, and the retries wait for the next run
     assert queuer.queued == ["t8", "t9", "t10", "t5", "t6"]
     assert report.capped is True
+
+
+# ------------------------------------------------------------------ a backlog is not a lost job
+@pytest.mark.parametrize(
+    ("messages", "retention", "cut_off"),
+    [
+        (0, timedelta(days=4), timedelta(hours=1)),  # nothing waits anywhere: no progress for an hour is lost
+        (1, timedelta(days=4), timedelta(days=4)),  # it may wait in the queue until the queue drops it
+        (500, timedelta(minutes=30), timedelta(hours=1)),  # a short retention never makes stuck_after shorter
+    ],
+)
+def test_while_the_queue_holds_messages_only_what_it_can_no_longer_hold_is_lost(messages, retention, cut_off):
+    assert lost_before(NOW, timedelta(hours=1), QueueDepth(messages, retention)) == iso_utc(NOW - cut_off)
+
+
+def in_flight_items(hours_ago: float, job_id: str = "job-1") -> list[dict]:
+    stamp = iso_utc(datetime.now(UTC) - timedelta(hours=hours_ago))
+    image = {
+        "imageStatus": "queued",
+        "imageUpdatedAt": stamp,
+        "imageJobId": job_id,
+        "imageBatchId": "users-batch",
+        "imageStyleId": "watercolor",
+    }
+    return [raw_trip(0) | {k: _serialize(v) for k, v in image.items()}, raw_trip(1)]
+
+
+@pytest.mark.parametrize(("messages", "resent"), [(7, []), (0, ["t0"])], ids=["a backlog", "an empty queue"])
+def test_a_job_waiting_behind_a_backlog_is_left_alone_and_a_lost_one_is_sent_again_as_itself(
+    monkeypatch, messages, resent
+) -> None:
+    monkeypatch.setattr(sweep_module, "scan_segment", lambda *args, **kwargs: iter([(in_flight_items(2), None)]))
+    monkeypatch.setattr(
+        sweep_module, "reconcile", lambda item, where: Reconciled(IndexChange.UNCHANGED, parse_record(item))
+    )
+    queuer = FakeQueuer()
+
+    report = make_sweeper(queuer, FakeIndex(), max_jobs=10, queue=FakeQueue(messages)).run()
+
+    assert queuer.resent == resent
+    assert queuer.queued == ["t1"]  # the never-tried record, in the sweep's own batch
+    assert report.stuck == len(resent)
+
+
+def test_a_stuck_record_that_names_no_usable_job_gets_a_new_one(monkeypatch) -> None:
+    items = in_flight_items(2, job_id="../../other")  # a careless writer's job id: it would name another object
+    monkeypatch.setattr(sweep_module, "scan_segment", lambda *args, **kwargs: iter([(items, None)]))
+    monkeypatch.setattr(
+        sweep_module, "reconcile", lambda item, where: Reconciled(IndexChange.UNCHANGED, parse_record(item))
+    )
+    queuer = FakeQueuer()
+
+    make_sweeper(queuer, FakeIndex(), max_jobs=10).run()
+
+    assert queuer.resent == []
+    assert queuer.queued == ["t1", "t0"]

@@ -64,10 +64,12 @@ def sweeper(settings: SweepSettings) -> Sweeper:
     from image_recovery.sweep import RetryPolicy, Sweeper
 
     _bind(settings)
+    queue = JobQueue(lambda: aws.client("sqs"), settings.job_queue_url)
     return Sweeper(
         RecordRepository(),
         StyleCatalog(),
-        _queuer(settings),
+        Queuer(RecordRepository(), BatchRepository(), queue),
+        queue,
         IndexState(settings.travel_table),
         travel_table=settings.travel_table,
         max_jobs=settings.sweep_max_jobs,

@@ -10,6 +10,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from itertools import islice
 from typing import Any
 
@@ -72,10 +73,31 @@ def skip_reason(
     return None
 
 
+def resendable(record: TravelRecord) -> ImageJob | None:
+    """The job on an in-flight record, if the record names one the service could have queued (its id, batch and
+    style; a careless writer may have written anything there)."""
+    if not (record.image_job_id and record.image_batch_id and record.image_style_id):
+        return None
+    try:
+        return ImageJob.for_record(
+            record, job_id=record.image_job_id, batch_id=record.image_batch_id, style_id=record.image_style_id
+        )
+    except ValueError:
+        return None
+
+
 def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """What the job queue holds now (visible, in flight and delayed messages) and how long it keeps one."""
+
+    messages: int
+    retention: timedelta
 
 
 class JobQueue:
@@ -99,6 +121,20 @@ class JobQueue:
         if failed:
             logger.error("SQS refused messages", extra={"failed": failed})
         return {jobs[int(entry["Id"])].job_id for entry in failed}
+
+    def depth(self) -> QueueDepth:
+        attributes = self._client().get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=_DEPTH_ATTRIBUTES)
+        values = attributes["Attributes"]
+        messages = sum(int(values.get(name, 0)) for name in _DEPTH_ATTRIBUTES if name.startswith("Approximate"))
+        return QueueDepth(messages, timedelta(seconds=int(values["MessageRetentionPeriod"])))
+
+
+_DEPTH_ATTRIBUTES = [
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+    "MessageRetentionPeriod",
+]
 
 
 class Queuer:
@@ -217,6 +253,43 @@ class Queuer:
             else:
                 outcomes[index] = ItemOutcome(record.kind.label, record.id, QUEUED)
         return [outcomes[i] for i in range(len(chunk))]
+
+    def resend(self, stuck: Iterable[TravelRecord]) -> Iterator[ItemOutcome]:
+        """Send the lost message of each stuck job again, under the job's own id and batch, so that the request
+        that queued it counts it on as if nothing had happened: a take-over never ends a person's job as failed.
+        The caller decides which jobs are lost; each record must name a usable job (resendable). One outcome per
+        record, in order."""
+        for chunk in chunked(stuck, SQS_BATCH_LIMIT):
+            outcomes: dict[int, ItemOutcome] = {}
+            marked: list[tuple[int, TravelRecord, ImageJob]] = []
+            for index, record in enumerate(chunk):
+                job = resendable(record)
+                if job is None:
+                    raise ValueError(f"{record.sk} names no job that could be sent again")
+                try:
+                    resent = self._records.mark_resent(record, job.job_id)
+                except Exception:
+                    logger.exception("could not mark a stuck record queued again", extra={"sk": record.sk})
+                    outcomes[index] = ItemOutcome(record.kind.label, record.id, FAILED, "storage_error")
+                    continue
+                if resent:
+                    marked.append((index, record, job))
+                else:
+                    outcomes[index] = ItemOutcome(record.kind.label, record.id, SKIPPED, "changed_meanwhile")
+            rejected = self._queue.send([job for _, _, job in marked]) if marked else set()
+            for index, record, job in marked:
+                if job.job_id in rejected:
+                    self._release(record, job)
+                    self._batches.move(job.batch_id, job.job_id, JobState.FAILED)  # counted in its batch already
+                    outcomes[index] = ItemOutcome(record.kind.label, record.id, FAILED, "enqueue_failed")
+                else:
+                    logger.warning(
+                        "sent a stuck job's lost message again",
+                        extra={"sk": record.sk, "job_id": job.job_id, "batch_id": job.batch_id},
+                    )
+                    outcomes[index] = ItemOutcome(record.kind.label, record.id, QUEUED)
+            metrics.add_metric(name="StuckJobsRequeued", unit=MetricUnit.Count, value=len(marked) - len(rejected))
+            yield from (outcomes[i] for i in range(len(chunk)))
 
     def _abandon(self, stuck: TravelRecord) -> None:
         """End the stuck job in its own batch (as failed), so that batch's progress can still finish."""

@@ -305,6 +305,23 @@ class RecordRepository:
         condition = has_image_read & _queueable(stale_before) & _unchanged_since_read(record)
         return update_existing(record, actions, condition)
 
+    def mark_resent(self, record: TravelRecord, job_id: str) -> bool:
+        """The message of the record's stuck job is sent again: the record is queued for the same job once more,
+        if nothing moved since it was read (the progress it pins is the stale one that made it stuck)."""
+        now = utc_now()
+        actions = [
+            TravelRecord.image_status.set(ImageStatus.QUEUED.value),
+            TravelRecord.image_queued_at.set(now),
+            TravelRecord.image_updated_at.set(now),
+        ]
+        condition = (
+            _owned_by_job(job_id)
+            & TravelRecord.image_status.is_in(*IN_FLIGHT)
+            & _unchanged_since_read(record)
+            & _open_for_image(record)
+        )
+        return update_existing(record, actions, condition)
+
     def mark_generating(self, record: TravelRecord, job_id: str) -> bool:
         """queued (or failed after its retries ran out, when the job is redriven) -> generating; counts an attempt.
 

@@ -16,7 +16,7 @@ from image_recovery.index_state import IndexState
 from image_recovery.indexing import reconcile, scan_segment
 from image_recovery.models import IN_FLIGHT, ImageStatus, TravelRecord
 from image_recovery.observability import logger, metrics
-from image_recovery.queueing import Queuer, failed_for_good, is_stuck
+from image_recovery.queueing import JobQueue, QueueDepth, Queuer, failed_for_good, is_stuck, resendable
 from image_recovery.repository import RecordRepository, iso_utc, utc_now
 from image_recovery.styles import StyleCatalog
 
@@ -65,6 +65,16 @@ def sweep_tier(record: TravelRecord, stale_before: str, now: datetime, retries: 
     return Tier.NEVER_TRIED
 
 
+def lost_before(now: datetime, stuck_after: timedelta, queue: QueueDepth) -> str:
+    """The cut-off for stuck jobs: an in-flight record with no progress since then has lost its message.
+
+    No progress for `stuck_after` alone does not prove it: a job may wait behind a long backlog. But a queue
+    that holds no message at all holds none of it, and a queue keeps no message longer than its retention
+    period. So while the queue holds anything, only records older than that are taken over.
+    """
+    return iso_utc(now - (stuck_after if queue.messages == 0 else max(stuck_after, queue.retention)))
+
+
 class SweepIncomplete(Exception):
     """Some segments could not be scanned: what the others found was queued, the rest waits for a retry.
 
@@ -93,6 +103,7 @@ class Sweeper:
         records: RecordRepository,
         styles: StyleCatalog,
         queuer: Queuer,
+        queue: JobQueue,
         index: IndexState,
         *,
         travel_table: str,
@@ -104,6 +115,7 @@ class Sweeper:
         self._records = records
         self._styles = styles
         self._queuer = queuer
+        self._queue = queue
         self._index = index
         self._travel_table = travel_table
         self._max_jobs = max_jobs
@@ -114,15 +126,19 @@ class Sweeper:
     def run(self, time_is_up: Callable[[], bool] = lambda: False) -> SweepReport:
         """`time_is_up` says when to stop scanning and queue what was found (the Lambda's time is running out)."""
         now = datetime.now(UTC)
-        stale_before = iso_utc(now - self._stuck_after)
+        stale_before = lost_before(now, self._stuck_after, self._queue.depth())
         candidates, capped, failed_segments = self._find(stale_before, now, time_is_up)
         style = self._styles.default()
         batch_id = self._queuer.open_batch(SWEEP_OWNER, style.id, prefix="sweep-")
         stuck = sum(is_stuck(record, stale_before) for record in candidates)  # before queueing changes them
-        outcomes = self._queuer.queue(
-            candidates, batch_id=batch_id, style_id=style.id, stale_before=stale_before, named=False
-        )
-        counts = Counter(o.outcome for o in outcomes)
+        # a lost job is sent again as itself; a record in flight that names no usable job gets a new one
+        lost: list[TravelRecord] = []
+        rest: list[TravelRecord] = []
+        for record in candidates:
+            (lost if is_stuck(record, stale_before) and resendable(record) else rest).append(record)
+        counts = Counter(o.outcome for o in self._queuer.resend(lost))
+        queued = self._queuer.queue(rest, batch_id=batch_id, style_id=style.id, stale_before=stale_before, named=False)
+        counts.update(o.outcome for o in queued)
         report = SweepReport(
             batch_id, len(candidates), stuck, counts["queued"], counts["skipped"], counts["failed"], capped
         )
