@@ -492,9 +492,10 @@ def stability_response() -> dict:
 
 
 def every_worker_path(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Success, a transient failure and then success, a deleted record, a stuck job taken over (its lost
-    predecessor's image cleaned up) and the lost delivery superseded, a permanent failure, the last
-    attempt failing, and the Bedrock provider as the template configures it."""
+    """Success, a regeneration, a transient failure and then success, a deleted record, a stuck job's lost
+    message sent again by the sweep (the image its lost delivery stored replaced) and the lost delivery turning
+    up at last, a permanent failure, the last attempt failing, and the Bedrock provider as the template
+    configures it."""
     put_items(
         world.stack.physical("TravelTable"),
         [
@@ -513,6 +514,14 @@ def every_worker_path(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     # success for each kind (a segment and a reservation read their parents)
     queue_ids(world, api, ALICE, tripIds=["trip-euro"], segmentIds=["seg-paris-rome"], reservationIds=["res-eiffel"])
     assert world.drain(worker) == 3
+
+    # a person asks for a new image of a record that has one: queued, generated, the replaced object deleted
+    status, regenerated = world.api(
+        api, "api-queue-regenerate.json", sub=ALICE, body={"tripIds": ["trip-euro"], "regenerate": True}
+    )
+    assert (status, regenerated["items"][0]["outcome"]) == (202, "queued")
+    assert world.drain(worker) == 1
+    assert "imageReplaces" not in world.record(ALICE, "TRIP#trip-euro")
 
     # throttled once, then generated on the next delivery
     calls: list[object] = []
@@ -537,8 +546,8 @@ def every_worker_path(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     )
     assert world.drain(worker) == 1
 
-    # a job's message is lost after it stored its image; the sweep takes the record over, the next job
-    # removes the orphaned image, and the lost message, turning up at last, changes nothing
+    # a job's message is lost after it stored its image; the sweep sends it again, the next delivery stores
+    # its image over the lost one's, and the lost message, turning up at last, changes nothing
     queue_ids(world, api, ALICE, tripIds=["t-stuck"])
     (lost,) = world.receive()
     world.sqs.delete_message(QueueUrl=world.stack.physical("JobQueue"), ReceiptHandle=lost["ReceiptHandle"])
@@ -553,7 +562,7 @@ def every_worker_path(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     assert taken_over["imageStatus"] == "ready"
     kept = s3.list_objects_v2(Bucket=bucket, Prefix=f"images/{ALICE}/trip/t-stuck/")["Contents"]
     assert [o["Key"] for o in kept] == [taken_over["imageKey"]]  # the orphan is gone
-    assert world.deliver(worker, [lost]) == {"batchItemFailures": []}  # superseded
+    assert world.deliver(worker, [lost]) == {"batchItemFailures": []}  # the same job, done already
 
     put_items(
         world.stack.physical("TravelTable"),

@@ -343,3 +343,16 @@ def test_regenerating_a_record_without_an_image_queues_it_as_missing(api, worker
     assert "imageReplaces" not in record and record["imageMissingOwner"] == f"USER#{ALICE}"
     assert drain(stack, worker) == {"handled": 1, "failed": 0}
     assert table_item(stack, f"USER#{ALICE}", "TRIP#trip-new")["imageStatus"] == "ready"
+
+
+def test_a_regeneration_waiting_behind_a_backlog_is_not_taken_over(api, generated, stack):
+    """No progress for StuckJobMinutes is not a lost job while the queue still holds messages."""
+    _, first = regenerate(api)
+    job_id = table_item(stack, *TRIP_KEY)["imageJobId"]
+
+    with time_machine.travel(datetime.now(UTC) + timedelta(minutes=61)):
+        _, again = regenerate(api)
+
+    assert again["items"][0]["reason"] == "already_queued"
+    assert table_item(stack, *TRIP_KEY)["imageJobId"] == job_id
+    assert [job["jobId"] for job in take_messages(stack)] == [job_id]

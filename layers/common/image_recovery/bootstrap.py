@@ -37,8 +37,12 @@ def _bind(settings: CommonSettings) -> None:
     models.bind(travel_table=settings.travel_table, batch_table=settings.batch_table, region=settings.region)
 
 
+def _job_queue(settings: ApiSettings | SweepSettings | IndexerSettings | TasksSettings) -> JobQueue:
+    return JobQueue(lambda: aws.client("sqs"), settings.job_queue_url)
+
+
 def _queuer(settings: ApiSettings | SweepSettings | IndexerSettings | TasksSettings) -> Queuer:
-    return Queuer(RecordRepository(), BatchRepository(), JobQueue(lambda: aws.client("sqs"), settings.job_queue_url))
+    return Queuer(RecordRepository(), BatchRepository(), _job_queue(settings))
 
 
 def api(settings: ApiSettings) -> Api:
@@ -52,6 +56,7 @@ def api(settings: ApiSettings) -> Api:
         BatchRepository(),
         StyleCatalog(),
         _queuer(settings),
+        _job_queue(settings),
         TaskQueue(lambda: aws.client("sqs"), settings.task_queue_url),
         IndexState(settings.travel_table),
         max_ids_per_request=settings.max_ids_per_request,
@@ -64,12 +69,11 @@ def sweeper(settings: SweepSettings) -> Sweeper:
     from image_recovery.sweep import RetryPolicy, Sweeper
 
     _bind(settings)
-    queue = JobQueue(lambda: aws.client("sqs"), settings.job_queue_url)
     return Sweeper(
         RecordRepository(),
         StyleCatalog(),
-        Queuer(RecordRepository(), BatchRepository(), queue),
-        queue,
+        _queuer(settings),
+        _job_queue(settings),
         IndexState(settings.travel_table),
         travel_table=settings.travel_table,
         max_jobs=settings.sweep_max_jobs,

@@ -10,7 +10,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
 
@@ -21,7 +21,7 @@ from image_recovery.errors import TRANSIENT_REASONS
 from image_recovery.jobs import ImageJob
 from image_recovery.models import IN_FLIGHT, ImageStatus, TravelRecord
 from image_recovery.observability import logger, metrics
-from image_recovery.repository import RecordRepository
+from image_recovery.repository import RecordRepository, iso_utc
 
 SQS_BATCH_LIMIT = 10
 BATCH_TOTAL_EVERY_CHUNKS = 10
@@ -44,6 +44,24 @@ def is_stuck(record: TravelRecord, stale_before: str | None) -> bool:
         and record.image_status in IN_FLIGHT
         and (record.image_updated_at is None or record.image_updated_at < stale_before)
     )
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """What the job queue holds now (visible, in flight and delayed messages) and how long it keeps one."""
+
+    messages: int
+    retention: timedelta
+
+
+def lost_before(now: datetime, stuck_after: timedelta, queue: QueueDepth) -> str:
+    """The cut-off for stuck jobs: an in-flight record with no progress since then has lost its message.
+
+    No progress for `stuck_after` alone does not prove it: a job may wait behind a long backlog. But a queue
+    that holds no message at all holds none of it, and a queue keeps no message longer than its retention
+    period. So while the queue holds anything, only records older than that are taken over.
+    """
+    return iso_utc(now - (stuck_after if queue.messages == 0 else max(stuck_after, queue.retention)))
 
 
 def failed_for_good(record: TravelRecord) -> bool:
@@ -90,14 +108,6 @@ def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
-
-
-@dataclass(frozen=True)
-class QueueDepth:
-    """What the job queue holds now (visible, in flight and delayed messages) and how long it keeps one."""
-
-    messages: int
-    retention: timedelta
 
 
 class JobQueue:
