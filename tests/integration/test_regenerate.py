@@ -347,7 +347,7 @@ def test_regenerating_a_record_without_an_image_queues_it_as_missing(api, worker
 
 def test_a_regeneration_waiting_behind_a_backlog_is_not_taken_over(api, generated, stack):
     """No progress for StuckJobMinutes is not a lost job while the queue still holds messages."""
-    _, first = regenerate(api)
+    regenerate(api)
     job_id = table_item(stack, *TRIP_KEY)["imageJobId"]
 
     with time_machine.travel(datetime.now(UTC) + timedelta(minutes=61)):
