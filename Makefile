@@ -45,7 +45,7 @@ help:
 	@echo "make security       checkov on template.yaml (in .venv-checkov); skipped checks are justified in .checkov.yaml"
 	@echo "make bench          benchmark against a naive baseline on moto, about 5 minutes (BENCH_ARGS=--quick for a smoke run)"
 	@echo "make chaos          a few thousand jobs with faults in every AWS call; lost and duplicated must be 0 (FAULT_RATE=0.05)"
-	@echo "make redrive        move the deployed stack's dead letters back to the job queue (STACK=$(STACK); needs AWS credentials)"
+	@echo "make redrive        move a deployed stack's dead letters back (QUEUE=jobs|tasks; REDRIVE_ARGS=--list shows them; STACK=$(STACK); needs AWS credentials)"
 	@echo "make publish-panel  upload web/ and a config.js to the deployed stack's panel (STACK=$(STACK); needs AWS credentials)"
 	@echo "make attach         TABLE=<name> [DRY_RUN=1] [REGION=...]: add the MissingImages index and a stream to the host's"
 	@echo "                    table, printing what it will do and costs, and the sam deploy line (needs AWS credentials)"
@@ -91,7 +91,7 @@ chaos: $(STAMP)
 	FAULT_RATE=$(or $(FAULT_RATE),0.05) $(PY) -W ignore -m devtools.chaos $(CHAOS_ARGS)
 
 redrive: $(STAMP)
-	$(PY) -m devtools.ops redrive --stack-name $(STACK) $(REDRIVE_ARGS)
+	$(PY) -m devtools.ops redrive --stack-name $(STACK) --queue $(or $(QUEUE),jobs) $(REDRIVE_ARGS)
 
 publish-panel: $(STAMP)
 	$(PY) -m devtools.publish_panel --stack-name $(STACK)

@@ -1,30 +1,60 @@
-"""Operator commands against a deployed stack: move dead letters back to the job queue.
+"""Operator commands against a deployed stack: see what a dead-letter queue holds, move it back.
 
-    python -m devtools.ops redrive --stack-name image-recovery [--region eu-west-1] [--rate 10]
-    python -m devtools.ops redrive --stack-name image-recovery --status
-    python -m devtools.ops redrive --stack-name image-recovery --copy
+    python -m devtools.ops redrive --stack-name image-recovery [--queue jobs|tasks] [--region eu-west-1] [--rate 10]
+    python -m devtools.ops redrive --stack-name image-recovery [--queue jobs|tasks|stream] --list [--limit 20]
+    python -m devtools.ops redrive --stack-name image-recovery [--queue jobs|tasks] --status
+    python -m devtools.ops redrive --stack-name image-recovery [--queue jobs|tasks] --copy [--limit 100]
+
+`--queue` picks the dead-letter queue: `jobs` (image jobs, back to the job queue; the default), `tasks`
+(repair-scan segments, bucket audits and queue-all fan-outs, back to the task queue) or `stream` (records of
+the stream batches the stream function gave up on: they name stream positions, not work, so they can be
+listed but not redriven; docs/operations.md says what to do instead).
 
 `redrive` starts an SQS message move task (the preferred way: SQS moves the messages itself, at an
 optional rate, and the task can be watched with `--status` or cancelled in the console). `--copy` moves
-them here instead (receive, send to the job queue, delete only what was sent), for places that have no
-move tasks, such as moto and the embedded AWS of `make demo`.
+them here instead (receive, send, delete only what was sent), for places that have no move tasks, such
+as moto and the embedded AWS of `make demo`. `--list` shows what the queue holds, one line a message,
+and leaves the messages where they are.
 
-Queue URLs and ARNs come from the stack's outputs (JobQueueUrl, JobQueueArn, DeadLetterQueueUrl,
-DeadLetterQueueArn). The functions take clients, so the tests drive them with Stubber and moto.
+Queue URLs and ARNs come from the stack's outputs. The functions take clients, so the tests drive them
+with Stubber and moto. Errors (a wrong stack, missing credentials, a refused move task) print one line and
+exit with 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-REDRIVE_OUTPUTS = ("JobQueueUrl", "JobQueueArn", "DeadLetterQueueUrl", "DeadLetterQueueArn")
+
+@dataclass(frozen=True)
+class DeadLetters:
+    """One dead-letter queue of the stack, by its outputs, and where its messages go back to (None: nowhere)."""
+
+    label: str
+    queue_url: str
+    queue_arn: str | None = None
+    back_url: str | None = None
+    back_arn: str | None = None
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return tuple(name for name in (self.back_url, self.back_arn, self.queue_url, self.queue_arn) if name)
+
+
+DEAD_LETTERS = {
+    "jobs": DeadLetters("job", "DeadLetterQueueUrl", "DeadLetterQueueArn", "JobQueueUrl", "JobQueueArn"),
+    "tasks": DeadLetters("task", "TaskDeadLetterQueueUrl", "TaskDeadLetterQueueArn", "TaskQueueUrl", "TaskQueueArn"),
+    "stream": DeadLetters("stream failure", "StreamFailureQueueUrl"),
+}
+REDRIVE_OUTPUTS = DEAD_LETTERS["jobs"].outputs
 SQS_BATCH = 10  # the most messages one ReceiveMessage / SendMessageBatch / DeleteMessageBatch handles
 
 
@@ -136,31 +166,103 @@ def copy_messages(
     return report
 
 
+# ------------------------------------------------------------------ what a dead-letter queue holds
+def describe_message(body: str) -> str:
+    """One line for a message of any of the three dead-letter queues: a job, a task, or a stream failure."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return f"not JSON: {body[:80]!r}"
+    if not isinstance(message, dict):
+        return f"not a JSON object: {body[:80]!r}"
+    if "jobId" in message:
+        return (
+            f"job {message.get('jobId')} of batch {message.get('batchId')}: {message.get('entityType', '?').lower()}"
+            f" {message.get('recordId')} ({message.get('pk')} / {message.get('sk')})"
+        )
+    if "kind" in message:
+        details = ", ".join(f"{k}={v}" for k, v in message.items() if k not in ("kind", "startKey", "token"))
+        return f"task {message['kind']}: {details}"
+    batch = message.get("DDBStreamBatchInfo")
+    if isinstance(batch, dict):
+        condition = message.get("requestContext", {}).get("condition", "?")
+        return (
+            f"stream batch of {batch.get('batchSize', '?')} record(s) given up on ({condition}): shard"
+            f" {batch.get('shardId')}, sequence numbers {batch.get('startSequenceNumber')} to"
+            f" {batch.get('endSequenceNumber')}, first written {batch.get('approximateArrivalOfFirstRecord')}"
+        )
+    return f"unknown message: {body[:80]!r}"
+
+
+def peek(sqs: Any, queue_url: str, limit: int) -> list[dict]:
+    """Up to `limit` messages of a queue, made visible again at once: looking does not move or delete them
+    (it does count as a receive, which a dead-letter queue, having no redrive policy of its own, ignores)."""
+    seen: dict[str, dict] = {}
+    while len(seen) < limit:
+        batch = sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=min(SQS_BATCH, limit - len(seen)),
+            VisibilityTimeout=30,
+            WaitTimeSeconds=1,
+            AttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+        ).get("Messages", [])
+        fresh = [m for m in batch if m["MessageId"] not in seen]
+        if batch:
+            sqs.change_message_visibility_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                    for i, m in enumerate(batch)
+                ],
+            )
+        if not fresh:
+            break
+        seen.update((m["MessageId"], m) for m in fresh)
+    return list(seen.values())
+
+
 # ------------------------------------------------------------------ command line
+def _print_tasks(tasks: list[dict]) -> None:
+    if not tasks:
+        print("no move tasks for this dead-letter queue")
+    for task in tasks:
+        print(
+            f"{task.get('Status', '?'):<10} moved {task.get('ApproximateNumberOfMessagesMoved', 0)}"
+            f" of {task.get('ApproximateNumberOfMessagesToMove', '?')}"
+            f"  started {task.get('StartedTimestamp', '?')}  {task.get('TaskHandle', '')}"
+            + (f"  failure: {task['FailureReason']}" if task.get("FailureReason") else "")
+        )
+
+
 def _redrive(args: argparse.Namespace, session: boto3.session.Session) -> int:
+    letters = DEAD_LETTERS[args.queue]
     outputs = require_outputs(
-        stack_outputs(session.client("cloudformation"), args.stack_name), REDRIVE_OUTPUTS, args.stack_name
+        stack_outputs(session.client("cloudformation"), args.stack_name), letters.outputs, args.stack_name
     )
     sqs = session.client("sqs")
+    source = outputs[letters.queue_url]
+    if args.list:
+        messages = peek(sqs, source, args.limit or 10)
+        print(f"{letters.label} dead-letter queue: {len(messages)} message(s) shown")
+        for message in messages:
+            received = message.get("Attributes", {}).get("ApproximateReceiveCount", "?")
+            print(f"  {message['MessageId']}  received {received}x  {describe_message(message['Body'])}")
+        return 0
+    if letters.back_url is None:
+        raise OpsError(
+            f"the {args.queue} queue holds records of stream batches, not work: they cannot be redriven. "
+            "List them with --list; docs/operations.md (StreamFailuresAlarm) says what to do."
+        )
     if args.status:
-        tasks = list_redrives(sqs, outputs["DeadLetterQueueArn"])
-        if not tasks:
-            print("no move tasks for this dead-letter queue")
-        for task in tasks:
-            print(
-                f"{task.get('Status', '?'):<10} moved {task.get('ApproximateNumberOfMessagesMoved', 0)}"
-                f" of {task.get('ApproximateNumberOfMessagesToMove', '?')}"
-                f"  started {task.get('StartedTimestamp', '?')}  {task.get('TaskHandle', '')}"
-                + (f"  failure: {task['FailureReason']}" if task.get("FailureReason") else "")
-            )
+        _print_tasks(list_redrives(sqs, outputs[letters.queue_arn]))
         return 0
 
-    waiting = queue_depth(sqs, outputs["DeadLetterQueueUrl"])
-    print(f"dead-letter queue holds about {waiting} message(s)")
+    waiting = queue_depth(sqs, source)
+    print(f"{letters.label} dead-letter queue holds about {waiting} message(s)")
     if args.copy:
-        report = copy_messages(sqs, outputs["DeadLetterQueueUrl"], outputs["JobQueueUrl"], limit=args.limit)
+        report = copy_messages(sqs, source, outputs[letters.back_url], limit=args.limit)
         print(
-            f"moved {report.moved} message(s) to the job queue"
+            f"moved {report.moved} message(s) to the {letters.label} queue"
             f" ({report.send_failed} not sent, {report.delete_failed} sent but not deleted)"
         )
         for error in report.errors:
@@ -169,28 +271,44 @@ def _redrive(args: argparse.Namespace, session: boto3.session.Session) -> int:
     if waiting == 0:
         print("nothing to redrive")
         return 0
-    handle = start_redrive(sqs, outputs["DeadLetterQueueArn"], outputs["JobQueueArn"], rate=args.rate)
+    handle = start_redrive(sqs, outputs[letters.queue_arn], outputs[letters.back_arn], rate=args.rate)
     print(f"move task started: {handle}")
-    print("follow it with: python -m devtools.ops redrive --status --stack-name " + args.stack_name)
+    print(
+        f"follow it with: python -m devtools.ops redrive --status --queue {args.queue} --stack-name {args.stack_name}"
+    )
     return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m devtools.ops", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    redrive = commands.add_parser("redrive", help="move the dead-letter queue's messages back to the job queue")
+    redrive = commands.add_parser("redrive", help="see what a dead-letter queue holds, or move it back")
     redrive.add_argument("--stack-name", required=True, help="the deployed stack (sam deploy --stack-name)")
     redrive.add_argument("--region", help="the stack's region (default: your AWS configuration's)")
+    redrive.add_argument(
+        "--queue", choices=sorted(DEAD_LETTERS), default="jobs", help="which dead-letter queue (default: jobs)"
+    )
     mode = redrive.add_mutually_exclusive_group()
     mode.add_argument("--status", action="store_true", help="list the dead-letter queue's recent move tasks")
     mode.add_argument("--copy", action="store_true", help="move the messages here instead of by a move task")
+    mode.add_argument("--list", action="store_true", help="show what the queue holds (up to --limit, 10), move nothing")
     redrive.add_argument(
         "--rate",
-        type=int,
+        type=_positive,
         metavar="N",
-        help="move task: at most N messages per second (SQS's default: as fast as it can)",
+        help="move task: at most N messages per second, 1-500 (SQS's default: as fast as it can)",
     )
-    redrive.add_argument("--limit", type=int, metavar="N", help="--copy: move at most N messages")
+    redrive.add_argument("--limit", type=_positive, metavar="N", help="--copy: move at most N; --list: show at most N")
     return parser
 
 
@@ -199,12 +317,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.rate is not None and not 1 <= args.rate <= 500:
         print("--rate must be between 1 and 500 messages per second", file=sys.stderr)
         return 2
-    session = boto3.session.Session(region_name=args.region)
     try:
-        return _redrive(args, session)
+        return _redrive(args, boto3.session.Session(region_name=args.region))
     except OpsError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+    except ClientError as error:  # refused by AWS: the message says why (a move task already running, access)
+        details = error.response.get("Error", {})
+        print(
+            f"error: {error.operation_name} refused: {details.get('Code')}: {details.get('Message')}", file=sys.stderr
+        )
+    except BotoCoreError as error:  # no credentials, no region, no network
+        print(f"error: {error}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

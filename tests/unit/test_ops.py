@@ -9,7 +9,7 @@ import pytest
 from botocore.stub import Stubber
 
 from devtools import ops
-from devtools.template_resources import LocalStack
+from devtools.template_resources import LocalStack, load_template
 
 REGION = "us-east-1"
 DLQ_ARN = "arn:aws:sqs:us-east-1:123456789012:image-recovery-JobDeadLetterQueue-abc"
@@ -267,3 +267,155 @@ def test_main_copy_against_the_local_stack(
     assert "about 4 message(s)" in out
     assert "moved 4 message(s) to the job queue (0 not sent, 0 sent but not deleted)" in out
     assert len(drain(sqs, outputs["JobQueueUrl"])) == 4
+
+
+# ------------------------------------------------------------------ the task and stream dead-letter queues
+# The record Lambda sends to an on-failure destination for a DynamoDB stream batch, as AWS documents it
+# (https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html).
+STREAM_FAILURE = {
+    "requestContext": {
+        "requestId": "316aa6d0-8154-xmpl-9af7-85d5f4a6bc81",
+        "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:image-recovery-IndexerFunction",
+        "condition": "RetryAttemptsExhausted",
+        "approximateInvokeCount": 6,
+    },
+    "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+    "version": "1.0",
+    "timestamp": "2026-12-01T00:38:06.021Z",
+    "DDBStreamBatchInfo": {
+        "shardId": "shardId-00000001573689847184-864758bb",
+        "startSequenceNumber": "800000000003126276362",
+        "endSequenceNumber": "800000000003126276363",
+        "approximateArrivalOfFirstRecord": "2026-12-01T00:38:04Z",
+        "approximateArrivalOfLastRecord": "2026-12-01T00:38:05Z",
+        "batchSize": 2,
+        "streamArn": "arn:aws:dynamodb:us-east-1:123456789012:table/travel/stream/2026-01-01T00:00:00.000",
+    },
+}
+TASK = {"version": 1, "kind": "repair-segment", "segment": 3, "totalSegments": 8, "startKey": {"PK": {"S": "x"}}}
+
+
+def stack_outputs_of(stack: LocalStack) -> dict[str, str]:
+    return {
+        "JobQueueUrl": stack.physical("JobQueue"),
+        "JobQueueArn": stack.arns["JobQueue"],
+        "DeadLetterQueueUrl": stack.physical("JobDeadLetterQueue"),
+        "DeadLetterQueueArn": stack.arns["JobDeadLetterQueue"],
+        "TaskQueueUrl": stack.physical("TaskQueue"),
+        "TaskQueueArn": stack.arns["TaskQueue"],
+        "TaskDeadLetterQueueUrl": stack.physical("TaskDeadLetterQueue"),
+        "TaskDeadLetterQueueArn": stack.arns["TaskDeadLetterQueue"],
+        "StreamFailureQueueUrl": stack.physical("StreamFailureQueue"),
+    }
+
+
+def test_the_indexer_gives_up_into_a_queue_of_its_own_not_the_task_dead_letter_queue() -> None:
+    template = load_template()
+    event = template["Resources"]["IndexerFunction"]["Properties"]["Events"]["TravelTableStream"]["Properties"]
+    assert event["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["StreamFailureQueue", "Arn"]}
+
+
+def test_list_shows_each_dead_letter_in_a_line_and_moves_nothing(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sqs = client("sqs")
+    outputs = stack_outputs_of(stack)
+    job = {"version": 1, "jobId": "job-07", "batchId": "b-1", "pk": "USER#u1", "sk": "TRIP#t7"}
+    sqs.send_message(QueueUrl=outputs["DeadLetterQueueUrl"], MessageBody=json.dumps(job | {"entityType": "TRIP"}))
+    sqs.send_message(QueueUrl=outputs["TaskDeadLetterQueueUrl"], MessageBody=json.dumps(TASK))
+    sqs.send_message(QueueUrl=outputs["StreamFailureQueueUrl"], MessageBody=json.dumps(STREAM_FAILURE))
+    sqs.send_message(QueueUrl=outputs["StreamFailureQueueUrl"], MessageBody="not json at all")
+    monkeypatch.setattr(ops, "stack_outputs", lambda _cfn, _name: outputs)
+
+    lines = {}
+    for queue in ("jobs", "tasks", "stream"):
+        assert ops.main(["redrive", "--stack-name", "s", "--region", REGION, "--queue", queue, "--list"]) == 0
+        lines[queue] = capsys.readouterr().out
+
+    assert "job job-07 of batch b-1: trip" in lines["jobs"] and "(USER#u1 / TRIP#t7)" in lines["jobs"]
+    assert "task repair-segment: version=1, segment=3, totalSegments=8" in lines["tasks"]
+    assert "stream batch of 2 record(s) given up on (RetryAttemptsExhausted)" in lines["stream"]
+    assert "800000000003126276362 to 800000000003126276363" in lines["stream"]
+    assert "not JSON: 'not json at all'" in lines["stream"]
+    assert "2 message(s) shown" in lines["stream"]
+    # looking moved nothing: every message is still there, and visible
+    assert queue_counts(sqs, outputs["DeadLetterQueueUrl"]) == (1, 0)
+    assert queue_counts(sqs, outputs["TaskDeadLetterQueueUrl"]) == (1, 0)
+    assert queue_counts(sqs, outputs["StreamFailureQueueUrl"]) == (2, 0)
+
+
+def test_copy_moves_task_dead_letters_back_to_the_task_queue(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sqs = client("sqs")
+    outputs = stack_outputs_of(stack)
+    for segment in range(3):
+        sqs.send_message(
+            QueueUrl=outputs["TaskDeadLetterQueueUrl"], MessageBody=json.dumps(TASK | {"segment": segment})
+        )
+    monkeypatch.setattr(ops, "stack_outputs", lambda _cfn, _name: outputs)
+
+    assert ops.main(["redrive", "--stack-name", "s", "--region", REGION, "--queue", "tasks", "--copy"]) == 0
+
+    assert "moved 3 message(s) to the task queue" in capsys.readouterr().out
+    assert sorted(json.loads(m["Body"])["segment"] for m in drain(sqs, outputs["TaskQueueUrl"])) == [0, 1, 2]
+    assert queue_counts(sqs, outputs["DeadLetterQueueUrl"]) == (0, 0)
+    assert queue_counts(sqs, outputs["JobQueueUrl"]) == (0, 0)
+
+
+def test_stream_failures_cannot_be_redriven_and_say_what_to_do(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(ops, "stack_outputs", lambda _cfn, _name: {"StreamFailureQueueUrl": "https://q"})
+    monkeypatch.setattr(boto3.session.Session, "client", lambda _self, service, **_: None)
+
+    assert ops.main(["redrive", "--stack-name", "s", "--queue", "stream"]) == 2
+
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "cannot be redriven" in error and "StreamFailuresAlarm" in error
+
+
+@pytest.mark.parametrize("argument", [["--limit", "0"], ["--limit", "-3"], ["--rate", "0"], ["--limit", "many"]])
+def test_a_limit_or_rate_below_one_is_refused_before_anything_runs(argument, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        ops.main(["redrive", "--stack-name", "s", "--copy", *argument])
+    assert exit_.value.code == 2
+    assert argument[0] in capsys.readouterr().err
+
+
+def test_missing_credentials_are_one_line_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+    assert ops.main(["redrive", "--stack-name", "s", "--region", REGION]) == 2
+
+    assert capsys.readouterr().err == "error: Unable to locate credentials\n"
+
+
+def test_a_refused_move_task_is_one_line_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sqs = client("sqs")
+    stub = Stubber(sqs)
+    stub.add_response("get_queue_attributes", {"Attributes": {"ApproximateNumberOfMessages": "4"}})
+    stub.add_client_error(
+        "start_message_move_task",
+        service_error_code="UnsupportedOperation",
+        service_message="There is already a task running. Only one active task is allowed for each source queue.",
+        http_status_code=400,
+    )
+    stub.activate()
+    monkeypatch.setattr(ops, "stack_outputs", lambda _cfn, _name: OUTPUTS)
+    monkeypatch.setattr(boto3.session.Session, "client", lambda _self, service, **_: sqs)
+
+    assert ops.main(["redrive", "--stack-name", "s"]) == 2
+
+    assert capsys.readouterr().err == (
+        "error: StartMessageMoveTask refused: UnsupportedOperation: There is already a task running."
+        " Only one active task is allowed for each source queue.\n"
+    )
