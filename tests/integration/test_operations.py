@@ -11,11 +11,12 @@ import time_machine
 
 from devtools.lambda_runtime import LambdaContext, drain_queue, http_event, load_event, sqs_event
 from devtools.ops import copy_messages
-from devtools.seed import ALICE
+from devtools.seed import ALICE, BOB, put_items, trip
+from devtools.template_resources import load_template
 from image_recovery import aws
-from image_recovery.errors import TransientGenerationError
+from image_recovery.errors import ContentFilteredError, ModelUnavailableError, TransientGenerationError
 from image_recovery.providers.local import LocalImageProvider
-from tests.helpers import REGION, call_api, metrics_emitted, queued_jobs, table_item
+from tests.helpers import REGION, call_api, metric_total, metrics_emitted, queued_jobs, table_item, take_messages
 
 pytestmark = pytest.mark.integration
 
@@ -267,3 +268,54 @@ def test_a_recently_queued_record_is_not_stuck(api, handler, stack):
 
     assert report["stuck"] == 0
     assert table_item(stack, *TRIP_KEY)["imageJobId"] == job_id
+
+
+def fault_rate(emitted: list[dict]) -> float:
+    """GenerationFaultRateAlarm's expression (template.yaml) over one window of emitted metrics."""
+    faults = metric_total(emitted, "GenerationFaults")
+    ended = faults + metric_total(emitted, "ImagesGenerated") + metric_total(emitted, "ImagesRegenerated")
+    return 100 * faults / ended if faults >= 3 else 0
+
+
+def test_a_total_outage_moves_the_fault_rate_alarm_and_refusals_do_not(api, handler, stack, sqs, monkeypatch, capsys):
+    """Bedrock denying every call (access revoked, the model ended) fails every job for a reason that is not
+    the prompt's: GenerationFaults counts each, ModelUnavailable each delivery. Content refusals count in
+    neither, so a user with odd prompts raises no alarm."""
+    alarm = load_template()["Resources"]["GenerationFaultRateAlarm"]["Properties"]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (20, "GreaterThanThreshold")
+    call_api(
+        api,
+        http_event(
+            "api-queue-selected.json",
+            sub=ALICE,
+            body={"tripIds": ["trip-euro", "trip-summer"], "segmentIds": ["seg-paris-rome", "seg-rome-venice"]},
+        ),
+    )
+    worker = handler("worker", MAX_RECEIVE_COUNT="2")
+    monkeypatch.setattr(
+        LocalImageProvider,
+        "generate",
+        lambda self, r: (_ for _ in ()).throw(ModelUnavailableError("model_access_denied", "AccessDeniedException")),
+    )
+    capsys.readouterr()
+
+    for _ in range(2):
+        deliver(stack, sqs, worker)
+
+    outage = metrics_emitted(capsys.readouterr().out)
+    assert metric_total(outage, "GenerationFaults") == 4
+    assert metric_total(outage, "ModelUnavailable") == 8
+    assert fault_rate(outage) == 100 > alarm["Threshold"]
+    assert len(take_messages(stack)) == 4  # on their way to the dead-letter queue (MaxReceiveCount is 5 in the queue)
+
+    # the same number of jobs refused by the content filter: no fault at all
+    put_items(stack.physical("TravelTable"), [trip(BOB, f"t{n}", "Odd", "2026-11-30T10:00:00Z") for n in range(4)])
+    call_api(api, http_event("api-queue-selected.json", sub=BOB, body={"tripIds": [f"t{n}" for n in range(4)]}))
+    monkeypatch.setattr(
+        LocalImageProvider, "generate", lambda self, r: (_ for _ in ()).throw(ContentFilteredError("refused"))
+    )
+    deliver(stack, sqs, worker)
+    refusals = metrics_emitted(capsys.readouterr().out)
+    assert metric_total(refusals, "GenerationFailures", reason="content_filtered") == 4
+    assert metric_total(refusals, "GenerationFaults") == 0
+    assert fault_rate(refusals) == 0

@@ -28,6 +28,7 @@ CUSTOM_METRICS = (
     "ImagesRegenerated",
     "GenerationLatency",
     "GenerationFailures",
+    "GenerationFaults",
     "ModelUnavailable",
     "SweepMissingFound",
     "ColdStart",
@@ -62,7 +63,9 @@ def substitute(body: str, variables: dict[str, str] | None = None) -> str:
 DASHBOARD = RESOURCES["Dashboard"]
 BODY_TEXT, BODY_VARIABLES = DASHBOARD["Properties"]["DashboardBody"]["Fn::Sub"]
 # with the default parameters the stack creates its table, so the stream function exists
-BODY = json.loads(substitute(BODY_TEXT, {"IndexerFunctionName": physical("IndexerFunction")}))
+BODY = json.loads(
+    substitute(BODY_TEXT, {"IndexerFunctionName": physical("IndexerFunction"), "BedrockMetricsRegion": "us-west-2"})
+)
 WIDGETS = BODY["widgets"]
 
 
@@ -130,9 +133,10 @@ def test_failures_are_split_by_reason_and_cold_starts_by_function() -> None:
     assert by_name["GenerationFailures"]["stat"] == "Sum"
 
 
-def test_latency_shows_p50_p95_and_average() -> None:
+def test_latency_shows_p50_p95_p99_and_average() -> None:
     stats = {p["stat"] for p in PLOTTED if p["name"] == "GenerationLatency"}
-    assert stats == {"p50", "p95", "Average"}
+    assert stats == {"p50", "p95", "p99", "Average"}
+    assert "p99" in {p["stat"] for p in PLOTTED if (p["namespace"], p["name"]) == ("AWS/ApiGateway", "Latency")}
 
 
 @pytest.mark.parametrize(
@@ -168,7 +172,9 @@ def test_dashboard_plots_each_function(metric: str, stat: str) -> None:
 
 def test_the_dashboard_names_the_stream_function_only_when_the_stack_has_one() -> None:
     assert BODY_VARIABLES == {
-        "IndexerFunctionName": {"Fn::If": ["HasTravelTableStream", {"Ref": "IndexerFunction"}, "(no stream function)"]}
+        "IndexerFunctionName": {"Fn::If": ["HasTravelTableStream", {"Ref": "IndexerFunction"}, "(no stream function)"]},
+        # Bedrock's own metrics are where the worker calls it
+        "BedrockMetricsRegion": {"Fn::If": ["HasBedrockRegion", {"Ref": "BedrockRegion"}, {"Ref": "AWS::Region"}]},
     }
     assert RESOURCES["IndexerFunction"]["Condition"] == "HasTravelTableStream"
 
@@ -176,7 +182,11 @@ def test_the_dashboard_names_the_stream_function_only_when_the_stack_has_one() -
 def test_every_metric_widget_names_its_region_and_the_layout_fits() -> None:
     cells: set[tuple[int, int]] = set()
     for widget in WIDGETS:
-        if widget["type"] == "metric":
+        if widget["type"] == "metric" and widget["properties"]["title"].startswith("Bedrock"):
+            assert widget["properties"]["region"] == "us-west-2"  # BedrockMetricsRegion, as substituted above
+            own = [row for row in widget["properties"]["metrics"] if row[0] == NAMESPACE]
+            assert own and all(row[-1]["region"] == physical("AWS::Region") for row in own)
+        elif widget["type"] == "metric":
             assert widget["properties"]["region"] == physical("AWS::Region")
         assert widget["x"] + widget["width"] <= 24
         area = {

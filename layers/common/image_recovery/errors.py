@@ -77,8 +77,11 @@ class PermanentGenerationError(GenerationError):
     """Retrying the same request cannot succeed (bad request, access denied, unusable response)."""
 
 
+CONTENT_FILTERED = "content_filtered"
+
+
 class ContentFilteredError(PermanentGenerationError):
     """The model refused the prompt or its filter blocked the image."""
 
     def __init__(self, detail: str = "") -> None:
-        super().__init__("content_filtered", detail)
+        super().__init__(CONTENT_FILTERED, detail)

@@ -16,6 +16,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from image_recovery.batches import BatchRepository, JobState
 from image_recovery.errors import (
+    CONTENT_FILTERED,
     RETRIES_EXHAUSTED_REASONS,
     GenerationError,
     ModelUnavailableError,
@@ -210,6 +211,8 @@ class ImageWorker:
             name="GenerationFailures", unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE
         ) as failure:
             failure.add_dimension(name="reason", value=reason)
+        if reason != CONTENT_FILTERED:  # the service's or the model's fault, not the prompt's
+            metrics.add_metric(name="GenerationFaults", unit=MetricUnit.Count, value=1)
         if self._records.mark_failed(record, job.job_id, reason=reason, detail=detail) or self._landed(
             job, ImageStatus.FAILED, image_error=reason
         ):
