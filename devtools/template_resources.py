@@ -163,7 +163,12 @@ class LocalStack:
     def _ref(self, name: str) -> Any:
         if name == "AWS::NoValue":
             return _NO_VALUE
-        pseudo = {"AWS::Region": self.region, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws"}
+        pseudo = {
+            "AWS::Region": self.region,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::Partition": "aws",
+            "AWS::StackName": self.prefix,
+        }
         if name in pseudo:
             return pseudo[name]
         if name in self.parameters:
@@ -296,6 +301,8 @@ def _create_bucket(stack: LocalStack, logical_id: str, props: dict, clients: Cli
             for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
         ]
         client.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
+    if "VersioningConfiguration" in props:
+        client.put_bucket_versioning(Bucket=name, VersioningConfiguration=props["VersioningConfiguration"])
     stack.refs[logical_id] = name
     stack.arns[logical_id] = f"arn:aws:s3:::{name}"
 

@@ -17,7 +17,7 @@ RESOURCES = TEMPLATE["Resources"]
 PARAMETERS = TEMPLATE["Parameters"]
 GLOBAL_ENV = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
 NAMESPACE = GLOBAL_ENV["POWERTOOLS_METRICS_NAMESPACE"]
-SERVICE = GLOBAL_ENV["POWERTOOLS_SERVICE_NAME"]
+SERVICE = "physical-AWS-StackName"  # POWERTOOLS_SERVICE_NAME is the stack's name, as substitute() names it
 FUNCTIONS = tuple(
     name for name, resource in load_template()["Resources"].items() if resource["Type"] == "AWS::Serverless::Function"
 )
@@ -81,15 +81,18 @@ def plotted() -> list[dict[str, Any]]:
     found = []
     for widget, row in metric_rows():
         if isinstance(row[0], dict):
-            search = re.fullmatch(r"SEARCH\('\{([^}]*)\} MetricName=\"(\w+)\"', '(\w+)', \d+\)", row[0]["expression"])
+            search = re.fullmatch(
+                r"SEARCH\('\{([^}]*)\} MetricName=\"(\w+)\" service=\"([^\"]+)\"', '(\w+)', \d+\)",
+                row[0]["expression"],
+            )
             assert search, row[0]["expression"]
             namespace, *dimension_names = search.group(1).split(",")
             found.append(
                 {
                     "namespace": namespace,
                     "name": search.group(2),
-                    "dimensions": dict.fromkeys(dimension_names),
-                    "stat": search.group(3),
+                    "dimensions": dict.fromkeys(dimension_names) | {"service": search.group(3)},
+                    "stat": search.group(4),
                 }
             )
             continue
@@ -110,6 +113,17 @@ def plotted() -> list[dict[str, Any]]:
 PLOTTED = plotted()
 
 
+def test_metrics_and_logs_are_named_after_the_stack() -> None:
+    """Two stacks in one account (dev and prod) must not add up each other's metrics or alarms."""
+    assert GLOBAL_ENV["POWERTOOLS_SERVICE_NAME"] == {"Ref": "AWS::StackName"}
+    for alarm in ALARMS:
+        properties = RESOURCES[alarm]["Properties"]
+        stats = [m["MetricStat"]["Metric"] for m in properties.get("Metrics", []) if "MetricStat" in m]
+        for metric in [properties, *stats]:
+            if metric.get("Namespace") == NAMESPACE:
+                assert {"Name": "service", "Value": {"Ref": "AWS::StackName"}} in metric["Dimensions"], alarm
+
+
 def test_dashboard_is_named_after_the_stack() -> None:
     assert DASHBOARD["Type"] == "AWS::CloudWatch::Dashboard"
     assert DASHBOARD["Properties"]["DashboardName"] == {"Fn::Sub": "${AWS::StackName}-image-recovery"}
@@ -122,7 +136,7 @@ def test_dashboard_plots_every_custom_metric_with_the_service_dimension(metric: 
     assert series, f"{metric} is not on the dashboard"
     for one in series:
         assert "service" in one["dimensions"]
-        assert one["dimensions"]["service"] in (SERVICE, None)  # None: a SEARCH over every service value
+        assert one["dimensions"]["service"] == SERVICE  # this stack's own, never another's
 
 
 def test_failures_are_split_by_reason_and_cold_starts_by_function() -> None:
@@ -259,7 +273,7 @@ def test_model_unavailable_alarm_fires_on_the_first_job_the_model_refuses_in_fiv
 
     # the metric exactly as the worker's Powertools metrics emit it: the namespace and the service dimension
     assert (properties["Namespace"], properties["MetricName"]) == (NAMESPACE, "ModelUnavailable")
-    assert properties["Dimensions"] == [{"Name": "service", "Value": SERVICE}]
+    assert properties["Dimensions"] == [{"Name": "service", "Value": {"Ref": "AWS::StackName"}}]
     assert (properties["Statistic"], properties["Period"], properties["EvaluationPeriods"]) == ("Sum", 300, 1)
     assert (properties["ComparisonOperator"], properties["Threshold"]) == ("GreaterThanThreshold", 0)
     assert properties["TreatMissingData"] == "notBreaching"
