@@ -32,7 +32,7 @@ $(CHECKOV):
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
 
 # Every target, once. Each needs only Python 3.11+ and pip unless its line says otherwise.
-.PHONY: help demo serve test test-fast soak lint validate security bench chaos redrive publish-panel attach clean
+.PHONY: help demo serve test test-fast soak lint validate security bench chaos redrive teardown publish-panel attach clean
 help:
 	@echo "make demo           run the main job end to end on an embedded AWS (moto on 127.0.0.1)"
 	@echo "make serve          the missing-images panel on a local stack: http://127.0.0.1:$(PORT)/ (PORT=8000; local-only sign-in)"
@@ -46,6 +46,7 @@ help:
 	@echo "make bench          benchmark against a naive baseline on moto, about 5 minutes (BENCH_ARGS=--quick for a smoke run)"
 	@echo "make chaos          a few thousand jobs with faults in every AWS call; lost and duplicated must be 0 (FAULT_RATE=0.05)"
 	@echo "make redrive        move a deployed stack's dead letters back (QUEUE=jobs|tasks; REDRIVE_ARGS=--list shows them; STACK=$(STACK); needs AWS credentials)"
+	@echo "make teardown       what deleting the stack removes and keeps; CONFIRM=1 empties its panel bucket and deletes it (STACK=$(STACK))"
 	@echo "make publish-panel  upload web/ and a config.js to the deployed stack's panel (STACK=$(STACK); needs AWS credentials)"
 	@echo "make attach         TABLE=<name> [DRY_RUN=1] [REGION=...]: add the MissingImages index and a stream to the host's"
 	@echo "                    table, printing what it will do and costs, and the sam deploy line (needs AWS credentials)"
@@ -92,6 +93,9 @@ chaos: $(STAMP)
 
 redrive: $(STAMP)
 	$(PY) -m devtools.ops redrive --stack-name $(STACK) --queue $(or $(QUEUE),jobs) $(REDRIVE_ARGS)
+
+teardown: $(STAMP)
+	$(PY) -m devtools.ops teardown --stack-name $(STACK) $(if $(CONFIRM),--yes,)
 
 publish-panel: $(STAMP)
 	$(PY) -m devtools.publish_panel --stack-name $(STACK)

@@ -1,4 +1,4 @@
-"""Operator commands against a deployed stack: see what a dead-letter queue holds, move it back.
+"""Operator commands against a deployed stack: see what a dead-letter queue holds, move it back; tear it down.
 
     python -m devtools.ops redrive --stack-name image-recovery [--queue jobs|tasks] [--region eu-west-1] [--rate 10]
     python -m devtools.ops redrive --stack-name image-recovery [--queue jobs|tasks|stream] --list [--limit 20]
@@ -15,6 +15,12 @@ optional rate, and the task can be watched with `--status` or cancelled in the c
 them here instead (receive, send, delete only what was sent), for places that have no move tasks, such
 as moto and the embedded AWS of `make demo`. `--list` shows what the queue holds, one line a message,
 and leaves the messages where they are.
+
+    python -m devtools.ops teardown --stack-name image-recovery-dev [--yes]
+
+`teardown` prints what deleting the stack removes and what it keeps (the travel table and the image
+bucket are retained), then, with `--yes` only, empties the panel bucket (CloudFormation cannot delete a
+bucket that holds objects) and deletes the stack, waiting until it is gone.
 
 Queue URLs and ARNs come from the stack's outputs. The functions take clients, so the tests drive them
 with Stubber and moto. Errors (a wrong stack, missing credentials, a refused move task) print one line and
@@ -279,6 +285,50 @@ def _redrive(args: argparse.Namespace, session: boto3.session.Session) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ teardown
+RETAINED = (
+    ("TravelTable", "TravelTableName", "the travel table (when the stack created it; a host's table is never touched)"),
+    ("ImageBucket", "ImageBucketName", "the image bucket, with every image and its old versions"),
+)
+
+
+def empty_bucket(s3: Any, bucket: str) -> int:
+    """Delete every object of a bucket, every version and delete marker included; returns how many."""
+    removed = 0
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        keys = [
+            {"Key": item["Key"], "VersionId": item["VersionId"]}
+            for item in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
+        ]
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
+            if answer.get("Errors"):
+                raise OpsError(f"could not empty {bucket}: {answer['Errors'][0].get('Message')}")
+            removed += len(chunk)
+    return removed
+
+
+def _teardown(args: argparse.Namespace, session: boto3.session.Session) -> int:
+    cloudformation = session.client("cloudformation")
+    outputs = stack_outputs(cloudformation, args.stack_name)
+    print(f"deleting stack {args.stack_name} removes its functions, API, queues, batch and idempotency tables,")
+    print("panel bucket and CloudFront distribution (every imageUrl served through it stops loading), and keeps:")
+    for logical_id, output, what in RETAINED:
+        print(f"  {logical_id}: {what}" + (f" ({outputs[output]})" if outputs.get(output) else ""))
+    if not args.yes:
+        print("nothing changed (a dry run); add --yes (make teardown CONFIRM=1) to delete the stack")
+        return 0
+    panel = outputs.get("PanelBucketName")
+    if panel:
+        print(f"emptied the panel bucket {panel}: {empty_bucket(session.client('s3'), panel)} object(s)")
+    cloudformation.delete_stack(StackName=args.stack_name)
+    print(f"deleting {args.stack_name}; waiting until it is gone")
+    cloudformation.get_waiter("stack_delete_complete").wait(StackName=args.stack_name)
+    print(f"stack {args.stack_name} deleted")
+    return 0
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -309,16 +359,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="move task: at most N messages per second, 1-500 (SQS's default: as fast as it can)",
     )
     redrive.add_argument("--limit", type=_positive, metavar="N", help="--copy: move at most N; --list: show at most N")
+    teardown = commands.add_parser("teardown", help="delete the stack: its panel bucket emptied, its data kept")
+    teardown.add_argument("--stack-name", required=True, help="the deployed stack (sam deploy --stack-name)")
+    teardown.add_argument("--region", help="the stack's region (default: your AWS configuration's)")
+    teardown.add_argument("--yes", action="store_true", help="really delete it (without: only print what happens)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.rate is not None and not 1 <= args.rate <= 500:
+    if getattr(args, "rate", None) is not None and not 1 <= args.rate <= 500:
         print("--rate must be between 1 and 500 messages per second", file=sys.stderr)
         return 2
+    command = _redrive if args.command == "redrive" else _teardown
     try:
-        return _redrive(args, boto3.session.Session(region_name=args.region))
+        return command(args, boto3.session.Session(region_name=args.region))
     except OpsError as error:
         print(f"error: {error}", file=sys.stderr)
     except ClientError as error:  # refused by AWS: the message says why (a move task already running, access)

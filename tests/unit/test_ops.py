@@ -419,3 +419,76 @@ def test_a_refused_move_task_is_one_line_not_a_traceback(
         "error: StartMessageMoveTask refused: UnsupportedOperation: There is already a task running."
         " Only one active task is allowed for each source queue.\n"
     )
+
+
+# ------------------------------------------------------------------ teardown
+def test_teardown_without_yes_changes_nothing_and_says_what_stays(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outputs = {"PanelBucketName": "panel", "TravelTableName": "travel", "ImageBucketName": "images"}
+    monkeypatch.setattr(ops, "stack_outputs", lambda _cfn, _name: outputs)
+    cloudformation = client("cloudformation")
+    stub = Stubber(cloudformation)  # no response queued: any call but the (patched) outputs read fails the test
+    stub.activate()
+    monkeypatch.setattr(boto3.session.Session, "client", lambda _self, service, **_: cloudformation)
+
+    assert ops.main(["teardown", "--stack-name", "image-recovery-dev"]) == 0
+
+    out = capsys.readouterr().out
+    assert "TravelTable: the travel table" in out and "(travel)" in out
+    assert "ImageBucket: the image bucket" in out and "(images)" in out
+    assert "nothing changed (a dry run)" in out
+
+
+def test_teardown_empties_the_panel_bucket_versions_included_then_deletes_the_stack(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    s3 = client("s3")
+    panel = stack.physical("PanelBucket")
+    s3.put_bucket_versioning(Bucket=panel, VersioningConfiguration={"Status": "Enabled"})  # the worst case
+    for name in ("index.html", "app.js", "index.html"):
+        s3.put_object(Bucket=panel, Key=name, Body=b"x")
+    s3.delete_object(Bucket=panel, Key="app.js")  # a delete marker too
+    images = stack.physical("ImageBucket")
+    s3.put_object(Bucket=images, Key="images/u/trip/t/j.png", Body=b"png")
+    cloudformation = client("cloudformation")
+    stub = Stubber(cloudformation)
+    stub.add_response(
+        "describe_stacks", describe_stacks_response({"PanelBucketName": panel, "ImageBucketName": images})
+    )
+    stub.add_response("delete_stack", {}, {"StackName": "image-recovery-dev"})
+    gone = describe_stacks_response({})
+    gone["Stacks"][0]["StackStatus"] = "DELETE_COMPLETE"
+    stub.add_response("describe_stacks", gone, {"StackName": "image-recovery-dev"})  # the waiter's first look
+    stub.activate()
+    clients = {"cloudformation": cloudformation, "s3": s3}
+    monkeypatch.setattr(boto3.session.Session, "client", lambda _self, service, **_: clients[service])
+
+    assert ops.main(["teardown", "--stack-name", "image-recovery-dev", "--yes"]) == 0
+
+    stub.assert_no_pending_responses()
+    assert s3.list_object_versions(Bucket=panel).get("Versions", []) == []
+    assert s3.list_object_versions(Bucket=panel).get("DeleteMarkers", []) == []
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=images)["Contents"]] == ["images/u/trip/t/j.png"]  # kept
+    out = capsys.readouterr().out
+    assert f"emptied the panel bucket {panel}: 4 object(s)" in out
+    assert "stack image-recovery-dev deleted" in out
+
+
+def test_a_stack_that_fails_to_delete_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cloudformation = client("cloudformation")
+    stub = Stubber(cloudformation)
+    stub.add_response("describe_stacks", describe_stacks_response({}))
+    stub.add_response("delete_stack", {})
+    failed = describe_stacks_response({})
+    failed["Stacks"][0]["StackStatus"] = "DELETE_FAILED"
+    stub.add_response("describe_stacks", failed)
+    stub.activate()
+    monkeypatch.setattr(boto3.session.Session, "client", lambda _self, service, **_: cloudformation)
+
+    assert ops.main(["teardown", "--stack-name", "image-recovery-dev", "--yes"]) == 2
+
+    error = capsys.readouterr().err
+    assert error.startswith("error: Waiter StackDeleteComplete failed") and error.count("\n") == 1
