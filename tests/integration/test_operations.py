@@ -319,3 +319,27 @@ def test_a_total_outage_moves_the_fault_rate_alarm_and_refusals_do_not(api, hand
     assert metric_total(refusals, "GenerationFailures", reason="content_filtered") == 4
     assert metric_total(refusals, "GenerationFaults") == 0
     assert fault_rate(refusals) == 0
+
+
+def test_a_stuck_job_of_a_batch_this_stack_never_had_gets_a_new_job(api, handler, stack, sqs):
+    """A table kept from an earlier stack (or copied) names batches this stack's BatchTable never held: the
+    sweep queues a new job in its own batch rather than counting into a batch row nobody can read."""
+    queue_trip(api)
+    (lost,) = sqs.receive_message(QueueUrl=stack.physical("JobQueue"))["Messages"]
+    sqs.delete_message(QueueUrl=stack.physical("JobQueue"), ReceiptHandle=lost["ReceiptHandle"])
+    boto3.client("dynamodb", region_name=REGION).update_item(
+        TableName=stack.physical("TravelTable"),
+        Key={"PK": {"S": TRIP_KEY[0]}, "SK": {"S": TRIP_KEY[1]}},
+        UpdateExpression="SET imageUpdatedAt = :long_ago, imageBatchId = :elsewhere",
+        ExpressionAttributeValues={":long_ago": {"S": "2026-01-01T00:00:00.000Z"}, ":elsewhere": {"S": "old-stack-1"}},
+    )
+
+    report = handler("sweep").lambda_handler(load_event("sweep-scheduled.json"), LambdaContext())
+
+    record = table_item(stack, *TRIP_KEY)
+    assert report["stuck"] == 1
+    assert record["imageJobId"] != json.loads(lost["Body"])["jobId"]
+    assert record["imageBatchId"] == report["batch_id"]
+    batches = boto3.client("dynamodb", region_name=REGION).scan(TableName=stack.physical("BatchTable"))["Items"]
+    assert {item["batchId"]["S"] for item in batches} >= {report["batch_id"]}
+    assert "old-stack-1" not in {item["batchId"]["S"] for item in batches}

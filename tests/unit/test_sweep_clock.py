@@ -12,7 +12,7 @@ from boto3.dynamodb.types import TypeSerializer
 from image_recovery import sweep as sweep_module
 from image_recovery.indexing import IndexChange, Reconciled
 from image_recovery.models import Trip
-from image_recovery.queueing import ItemOutcome, QueueDepth
+from image_recovery.queueing import ItemOutcome, QueueDepth, job_on
 from image_recovery.records import parse_record
 from image_recovery.repository import iso_utc
 from image_recovery.styles import BUILT_IN_STYLES
@@ -53,8 +53,12 @@ class FakeQueuer:
             self.queued.append(record.id)
             yield ItemOutcome("trip", record.id, "queued")
 
-    def resend(self, stuck):
-        for record in stuck:
+    def resendable(self, record):
+        return job_on(record)  # every batch exists here
+
+    def resend(self, lost):
+        for record, job in lost:
+            assert job.job_id == record.image_job_id
             self.resent.append(record.id)
             yield ItemOutcome("trip", record.id, "queued")
 

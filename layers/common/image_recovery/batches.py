@@ -106,9 +106,10 @@ class BatchRepository:
     def move(self, batch_id: str, job_id: str, to: JobState) -> bool:
         """Move one job of the batch to `to`, with the batch's counters, if its current state allows it.
 
-        False when it does not (already there, or already ended): calling again is harmless, so every
-        path that sees a job end may call it. A concurrent move of the same job makes the transaction's
-        condition fail; the state is then read again.
+        False when it does not (already there, or already ended), or when the batch does not exist (expired, or
+        named by a record from another stack's table): no counter ever creates a batch row. Calling again is
+        harmless, so every path that sees a job end may call it. A concurrent move of the same job makes the
+        transaction's condition fail; the state is then read again.
         """
         for _ in range(_MOVE_ATTEMPTS):
             current = self.job_state(job_id)
@@ -131,12 +132,15 @@ class BatchRepository:
                         ],
                         condition=was,
                     )
-                    transaction.update(ImageBatch(batch_id), actions=counters)
+                    transaction.update(ImageBatch(batch_id), actions=counters, condition=ImageBatch.batch_id.exists())
             except TransactWriteError as error:
                 reasons = (
                     error.cancellation_reasons if error.cause_response_code == "TransactionCanceledException" else []
                 )
-                if reasons and reasons[0] is not None and reasons[0].code == _CONDITION_FAILED:
+                ledger, batch = [*reasons, None, None][:2]
+                if batch is not None and batch.code == _CONDITION_FAILED:
+                    return False  # no such batch: nothing to count
+                if ledger is not None and ledger.code == _CONDITION_FAILED:
                     continue  # another delivery moved it first: look again
                 raise
             return True

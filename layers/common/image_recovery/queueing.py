@@ -91,7 +91,7 @@ def skip_reason(
     return None
 
 
-def resendable(record: TravelRecord) -> ImageJob | None:
+def job_on(record: TravelRecord) -> ImageJob | None:
     """The job on an in-flight record, if the record names one the service could have queued (its id, batch and
     style; a careless writer may have written anything there)."""
     if not (record.image_job_id and record.image_batch_id and record.image_style_id):
@@ -264,18 +264,21 @@ class Queuer:
                 outcomes[index] = ItemOutcome(record.kind.label, record.id, QUEUED)
         return [outcomes[i] for i in range(len(chunk))]
 
-    def resend(self, stuck: Iterable[TravelRecord]) -> Iterator[ItemOutcome]:
+    def resendable(self, record: TravelRecord) -> ImageJob | None:
+        """The job a stuck record names, if it can be sent again as itself: a usable job of a batch that still
+        exists (a table kept from an earlier stack names batches this stack never had)."""
+        job = job_on(record)
+        return job if job is not None and self._batches.get(job.batch_id) is not None else None
+
+    def resend(self, lost: Iterable[tuple[TravelRecord, ImageJob]]) -> Iterator[ItemOutcome]:
         """Send the lost message of each stuck job again, under the job's own id and batch, so that the request
         that queued it counts it on as if nothing had happened: a take-over never ends a person's job as failed.
-        The caller decides which jobs are lost; each record must name a usable job (resendable). One outcome per
+        The caller decides which jobs are lost and passes each with its job (resendable). One outcome per
         record, in order."""
-        for chunk in chunked(stuck, SQS_BATCH_LIMIT):
+        for chunk in chunked(lost, SQS_BATCH_LIMIT):
             outcomes: dict[int, ItemOutcome] = {}
             marked: list[tuple[int, TravelRecord, ImageJob]] = []
-            for index, record in enumerate(chunk):
-                job = resendable(record)
-                if job is None:
-                    raise ValueError(f"{record.sk} names no job that could be sent again")
+            for index, (record, job) in enumerate(chunk):
                 try:
                     resent = self._records.mark_resent(record, job.job_id)
                 except Exception:

@@ -14,9 +14,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from image_recovery.index_state import IndexState
 from image_recovery.indexing import reconcile, scan_segment
+from image_recovery.jobs import ImageJob
 from image_recovery.models import IN_FLIGHT, ImageStatus, TravelRecord
 from image_recovery.observability import logger, metrics
-from image_recovery.queueing import JobQueue, Queuer, failed_for_good, is_stuck, lost_before, resendable
+from image_recovery.queueing import JobQueue, Queuer, failed_for_good, is_stuck, lost_before
 from image_recovery.repository import RecordRepository, iso_utc, utc_now
 from image_recovery.styles import StyleCatalog
 
@@ -122,10 +123,14 @@ class Sweeper:
         batch_id = self._queuer.open_batch(SWEEP_OWNER, style.id, prefix="sweep-")
         stuck = sum(is_stuck(record, stale_before) for record in candidates)  # before queueing changes them
         # a lost job is sent again as itself; a record in flight that names no usable job gets a new one
-        lost: list[TravelRecord] = []
+        lost: list[tuple[TravelRecord, ImageJob]] = []
         rest: list[TravelRecord] = []
         for record in candidates:
-            (lost if is_stuck(record, stale_before) and resendable(record) else rest).append(record)
+            job = self._queuer.resendable(record) if is_stuck(record, stale_before) else None
+            if job is None:
+                rest.append(record)
+            else:
+                lost.append((record, job))
         counts = Counter(o.outcome for o in self._queuer.resend(lost))
         queued = self._queuer.queue(rest, batch_id=batch_id, style_id=style.id, stale_before=stale_before, named=False)
         counts.update(o.outcome for o in queued)
