@@ -415,6 +415,8 @@ def test_unusable_response_is_invalid_response(bedrock: Harness, payload: object
 )
 def test_network_errors_are_transient(exc: Exception, reason: str) -> None:
     class FailingClient:
+        meta = boto3.client("bedrock-runtime", region_name="us-east-1").meta  # its events, for the retry hook
+
         def invoke_model(self, **_: object) -> dict:
             raise exc
 
