@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -11,6 +12,7 @@ from image_recovery.governor import (
     HEADROOM,
     HORIZON_SECONDS,
     INCREASE_SHARE,
+    LEAD_SECONDS,
     MAX_CONFLICTS,
     MAX_DEFERRAL_SECONDS,
     Budget,
@@ -20,6 +22,7 @@ from image_recovery.governor import (
     MemoryBudgetStore,
     Policy,
     RateGovernor,
+    booked_request_throttled,
     deferral_delay,
     wait_out,
 )
@@ -45,12 +48,14 @@ class Clock:
 
 
 # ---------------------------------------------------------------- slots
-def test_first_use_grants_at_once_at_the_ceiling_and_books_the_next_slot_one_interval_on():
-    budget, booking = POLICY.book(None, NOW, window=0)
+def test_first_use_grants_the_earliest_slot_at_the_ceiling_and_books_the_next_one_interval_on():
+    budget, booking = POLICY.book(None, NOW, window=LEAD_SECONDS)
 
-    assert booking.granted and booking.slot == NOW and booking.wait(NOW) == 0
+    # the earliest slot is the lead away: the time to claim the record and build the prompt before calling
+    assert booking.granted and booking.slot == NOW + LEAD_SECONDS and booking.wait(NOW) == pytest.approx(LEAD_SECONDS)
     assert booking.rate == POLICY.ceiling == 60 * HEADROOM
-    assert budget == Budget(next_slot=NOW + INTERVAL, rate=POLICY.ceiling, decreased_at=0.0, version=1)
+    assert budget == Budget(next_slot=NOW + LEAD_SECONDS + INTERVAL, rate=POLICY.ceiling, decreased_at=0.0, version=1)
+    assert POLICY.book(None, NOW, window=LEAD_SECONDS / 2) == (None, replace(booking, granted=False))
 
 
 def test_slots_follow_one_interval_apart_until_the_window_is_full():
@@ -61,9 +66,10 @@ def test_slots_follow_one_interval_apart_until_the_window_is_full():
             break
         budget, slots = new, [*slots, booking.slot]
 
-    assert slots == pytest.approx([NOW + i * INTERVAL for i in range(len(slots))])
-    assert len(slots) == math.floor(5.0 / INTERVAL) + 1  # now, and every slot within 5 s of it
-    assert new is None and booking.slot == pytest.approx(NOW + len(slots) * INTERVAL)  # refused: nothing written
+    assert slots == pytest.approx([NOW + LEAD_SECONDS + i * INTERVAL for i in range(len(slots))])
+    assert len(slots) == math.floor((5.0 - LEAD_SECONDS) / INTERVAL) + 1  # every slot within 5 s
+    assert new is None  # refused: nothing written
+    assert booking.slot == pytest.approx(NOW + LEAD_SECONDS + len(slots) * INTERVAL)
 
 
 def test_a_slot_exactly_at_the_end_of_the_window_is_granted():
@@ -73,25 +79,25 @@ def test_a_slot_exactly_at_the_end_of_the_window_is_granted():
     assert not POLICY.book(budget, NOW, window=2.999)[1].granted
 
 
-def test_an_exactly_empty_bucket_grants_now_and_refills_after_one_interval():
-    budget = Budget(next_slot=NOW, rate=POLICY.ceiling, version=7)
+def test_an_exactly_empty_bucket_grants_its_slot_without_extra_wait_and_the_next_one_interval_later():
+    budget = Budget(next_slot=NOW + LEAD_SECONDS, rate=POLICY.ceiling, version=7)  # free exactly at the lead
 
-    new, booking = POLICY.book(budget, NOW, window=0)
+    new, booking = POLICY.book(budget, NOW, window=LEAD_SECONDS)
 
-    assert booking.granted and booking.wait(NOW) == 0
-    assert (new.next_slot, new.version) == (pytest.approx(NOW + INTERVAL), 8)
-    assert not POLICY.book(new, NOW, window=0)[1].granted
-    assert POLICY.book(new, NOW + INTERVAL, window=0)[1].granted
+    assert booking.granted and booking.slot == NOW + LEAD_SECONDS
+    assert (new.next_slot, new.version) == (pytest.approx(NOW + LEAD_SECONDS + INTERVAL), 8)
+    assert not POLICY.book(new, NOW, window=LEAD_SECONDS)[1].granted
+    assert POLICY.book(new, NOW + INTERVAL, window=LEAD_SECONDS)[1].granted
 
 
 def test_a_long_idle_gives_no_burst():
     budget = Budget(next_slot=NOW - 86_400, rate=POLICY.ceiling)
 
-    first, booking = POLICY.book(budget, NOW, window=0)
-    _, second = POLICY.book(first, NOW, window=0)
+    first, booking = POLICY.book(budget, NOW, window=LEAD_SECONDS)
+    _, second = POLICY.book(first, NOW, window=LEAD_SECONDS)
 
-    assert booking.granted and booking.slot == NOW
-    assert not second.granted and second.slot == pytest.approx(NOW + INTERVAL)
+    assert booking.granted and booking.slot == NOW + LEAD_SECONDS
+    assert not second.granted and second.slot == pytest.approx(NOW + LEAD_SECONDS + INTERVAL)
 
 
 def test_a_clock_a_little_behind_waits_longer_and_never_books_two_slots_closer_than_an_interval():
@@ -106,10 +112,14 @@ def test_a_clock_a_little_behind_waits_longer_and_never_books_two_slots_closer_t
 def test_a_clock_gone_far_back_forgets_the_future_instead_of_holding_the_fleet_until_then():
     future = Budget(next_slot=NOW + 3600, rate=POLICY.ceiling / 2, decreased_at=NOW + 3600, version=3)
 
-    new, booking = POLICY.book(future, NOW, window=0)
+    new, booking = POLICY.book(future, NOW, window=LEAD_SECONDS)
 
-    assert booking.granted and booking.slot == NOW
-    assert (new.next_slot, new.decreased_at, new.rate) == (pytest.approx(NOW + 2 * INTERVAL), NOW, POLICY.ceiling / 2)
+    assert booking.granted and booking.slot == NOW + LEAD_SECONDS
+    assert (new.next_slot, new.decreased_at, new.rate) == (
+        pytest.approx(NOW + LEAD_SECONDS + 2 * INTERVAL),
+        NOW,
+        POLICY.ceiling / 2,
+    )
 
 
 def test_a_budget_from_a_higher_quota_is_held_to_the_new_ceiling_at_once():
@@ -207,7 +217,7 @@ def test_reports_change_the_shared_rate_and_a_success_at_the_ceiling_writes_noth
     clock = Clock()
     store = MemoryBudgetStore()
     governor = RateGovernor(POLICY, store, clock)
-    booking = wait_out(governor.book(may_wait=0), clock.sleep)
+    booking = wait_out(governor.book(may_wait=LEAD_SECONDS), clock.sleep)
 
     assert governor.succeeded(booking) == POLICY.ceiling and store.writes == 1  # the booking only
     assert governor.throttled(booking) == pytest.approx(POLICY.ceiling * DECREASE)
@@ -232,12 +242,12 @@ def dynamodb_store(table: str) -> DynamoBudgetStore:
 def test_the_budget_row_is_created_once_and_then_changed_only_from_the_version_read(table):
     store = dynamodb_store(table)
 
-    first = store.apply(lambda budget: POLICY.book(budget, NOW, 0))
+    first = store.apply(lambda budget: POLICY.book(budget, NOW, LEAD_SECONDS))
     second = store.apply(lambda budget: POLICY.book(budget, NOW, 60))
 
-    assert (first.slot, second.slot) == (NOW, pytest.approx(NOW + INTERVAL))
+    assert (first.slot, second.slot) == (NOW + LEAD_SECONDS, pytest.approx(NOW + LEAD_SECONDS + INTERVAL))
     assert store.apply(lambda budget: (None, budget)) == Budget(
-        next_slot=pytest.approx(NOW + 2 * INTERVAL), rate=POLICY.ceiling, decreased_at=0.0, version=2
+        next_slot=pytest.approx(NOW + LEAD_SECONDS + 2 * INTERVAL), rate=POLICY.ceiling, decreased_at=0.0, version=2
     )
 
 
@@ -250,13 +260,13 @@ def test_two_workers_racing_for_the_budget_get_different_slots(table):
     def a_books(budget: Budget | None):
         seen_by_a.append(budget)
         if len(seen_by_a) == 1:  # B gets in between A's read and A's write
-            assert b.apply(lambda current: POLICY.book(current, NOW, 60)).slot == NOW
+            assert b.apply(lambda current: POLICY.book(current, NOW, 60)).slot == NOW + LEAD_SECONDS
         return POLICY.book(budget, NOW, 60)
 
     booking = a.apply(a_books)
 
     assert seen_by_a[0] is None and seen_by_a[1].version == 1  # first use lost to B: decided again from B's row
-    assert booking.slot == pytest.approx(NOW + INTERVAL)
+    assert booking.slot == pytest.approx(NOW + LEAD_SECONDS + INTERVAL)
     assert a.apply(lambda budget: (None, budget)).version == 2
 
 
@@ -278,3 +288,16 @@ def test_a_worker_that_keeps_losing_the_race_gives_up_and_its_job_is_deferred_fo
     with pytest.raises(Deferred) as deferred:
         wait_out(RateGovernor(POLICY, Overtaken(), Clock()).book(may_wait=60))
     assert deferred.value.delay_seconds == 1
+
+
+@pytest.mark.parametrize(
+    ("answers", "seconds", "booked"),
+    [
+        (0, 3.0, False),  # an image at once
+        (1, 1.2, True),  # throttled, then the image on the SDK's retry
+        (2, 1.5, True),  # throttled twice
+        (1, 46.0, False),  # timed out, and then only the SDK's unbooked retry was throttled
+    ],
+)
+def test_only_a_throttle_of_the_booked_request_counts_against_the_rate(answers, seconds, booked):
+    assert booked_request_throttled(answers, seconds, read_timeout=45) is booked

@@ -1,7 +1,8 @@
 """The fleet's Bedrock rate governor: every worker asks one shared budget for a slot before it calls the model.
 
 The budget is a generic cell rate algorithm (a token bucket of one token, kept as the time the next request
-may go, `next_slot`): a request takes the slot `max(next_slot, now)` and moves `next_slot` one interval on.
+may go, `next_slot`): a request takes the slot `max(next_slot, now + LEAD_SECONDS)` and moves `next_slot` one
+interval on.
 A worker may book a slot up to HORIZON_SECONDS ahead and sleeps until it; if the queue of booked slots is
 longer than that, it waits for it to shorten, and if its invocation cannot wait that long, the job is
 deferred (handed back to SQS for later, image_recovery.worker_runtime). The rate is adaptive (AIMD): a
@@ -29,6 +30,9 @@ DECREASE = 0.7  # a throttle answer leaves 70 % of the rate
 INCREASE_SHARE = 0.02  # a success gives back 2 % of the ceiling: about 15 successes undo one decrease
 FLOOR_SHARE = 0.05  # the rate never falls below 5 % of the ceiling, so it can always learn again
 HORIZON_SECONDS = 20.0  # a worker books at most this far ahead and sleeps until its slot
+# A slot is booked at least this far ahead: the worker claims the record and builds the prompt before it and
+# then calls exactly on time. A call later than its slot would come closer than an interval to the next one.
+LEAD_SECONDS = 0.3
 MIN_PAUSE_SECONDS = 0.5  # between two looks at a budget whose booked slots reach too far
 MAX_DEFERRAL_SECONDS = 900  # SQS's longest DelaySeconds
 GOVERNOR_KEY = "service#governor"  # the budget's row in the batch table (no batch id has a "#")
@@ -98,7 +102,7 @@ class Policy:
     def book(self, budget: Budget | None, now: float, window: float) -> tuple[Budget | None, Booking]:
         """Book the next slot if it comes within `window` seconds; else leave the budget as it is."""
         state = self.current(budget, now)
-        slot = max(state.next_slot, now)
+        slot = max(state.next_slot, now + LEAD_SECONDS)
         if slot - now > window:
             return None, Booking(granted=False, slot=slot, rate=state.rate)
         booked = replace(state, next_slot=slot + 60.0 / state.rate, version=state.version + 1)
@@ -130,6 +134,13 @@ class Deferred(Exception):
     def __init__(self, delay_seconds: int) -> None:
         super().__init__(f"no Bedrock slot soon enough; deferred by {delay_seconds} s")
         self.delay_seconds = delay_seconds
+
+
+def booked_request_throttled(throttle_answers: int, call_seconds: float, read_timeout: float) -> bool:
+    """Whether Bedrock throttled the booked request itself, judged from one call through the SDK (which retries
+    once, unbooked): a throttle answer in a call shorter than the read timeout. After a first attempt that
+    timed out, only the SDK's retry can have been throttled, and that one the governor did not pace."""
+    return throttle_answers > 0 and call_seconds < read_timeout
 
 
 def deferral_delay(wait: float) -> int:

@@ -16,6 +16,7 @@ from time import perf_counter
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from image_recovery.aws import BEDROCK_READ_TIMEOUT_SECONDS as READ_TIMEOUT
 from image_recovery.batches import BatchRepository, JobState
 from image_recovery.errors import (
     RETRIES_EXHAUSTED_REASONS,
@@ -23,7 +24,7 @@ from image_recovery.errors import (
     ModelUnavailableError,
     TransientGenerationError,
 )
-from image_recovery.governor import Booking, RateGovernor, wait_out
+from image_recovery.governor import Booking, RateGovernor, booked_request_throttled, wait_out
 from image_recovery.jobs import ImageJob
 from image_recovery.models import ImageStatus, Reservation, Segment, TravelRecord, Trip
 from image_recovery.observability import METRICS_NAMESPACE, logger, metrics
@@ -177,14 +178,16 @@ class ImageWorker:
         if self._governor is None or booking is None:
             return self._provider.generate(request)
         self._sleep(self._governor.until(booking))
+        started = perf_counter()
         try:
             image = self._provider.generate(request)
         except TransientGenerationError as error:
-            if error.reason == "throttled":
+            if booked_request_throttled(error.reason == "throttled", perf_counter() - started, READ_TIMEOUT):
                 self._tell_governor(self._governor.throttled, booking)
             raise
         # throttled first and then let through by the SDK's retry counts as throttled
-        self._tell_governor(self._governor.throttled if image.throttled_attempts else self._governor.succeeded, booking)
+        throttled = booked_request_throttled(image.throttled_attempts, perf_counter() - started, READ_TIMEOUT)
+        self._tell_governor(self._governor.throttled if throttled else self._governor.succeeded, booking)
         return image
 
     @staticmethod
