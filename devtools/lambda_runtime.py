@@ -124,6 +124,7 @@ class SqsPoller:
         region: str,
         batch_size: int = 10,
         raise_errors: bool = False,
+        remaining_ms: int = LambdaContext.remaining_ms,
     ) -> None:
         import boto3
 
@@ -132,6 +133,7 @@ class SqsPoller:
         self._function = function
         self._batch_size = batch_size
         self._raise_errors = raise_errors
+        self._remaining_ms = remaining_ms  # what each invocation is given (the context says it throughout)
 
     def poll(self) -> Delivery:
         from devtools.faults import InjectedCrash
@@ -142,7 +144,9 @@ class SqsPoller:
         if not messages:
             return Delivery(received=0)
         try:
-            response = self._function.lambda_handler(sqs_event(messages, self._queue_arn), LambdaContext())
+            response = self._function.lambda_handler(
+                sqs_event(messages, self._queue_arn), LambdaContext(remaining_ms=self._remaining_ms)
+            )
         except InjectedCrash:
             return Delivery(received=len(messages), crashed=True)
         except Exception:
