@@ -70,7 +70,7 @@ def test_the_command_prints_the_table_and_ends_with_the_goal_line(capsys):
     status = fleet_sim.main(["--quotas", "600", "--medians", "3", "--concurrency", "50", "--jobs", "300"])
 
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].startswith("| quota/min |") and lines[2].startswith("| 600 | 3 | 50 | yes |")
+    assert lines[0].startswith("| quota/min |") and lines[2].startswith("| 600 | 3 | 50 | yes | 1.3")
     assert lines[-1].startswith("fleet-sim: worst quota use ")
     assert status == (0 if goal_line_met(lines[-1]) else 1)
 
