@@ -271,7 +271,7 @@ class Simulation:
                 continue
             deadline = env.now + fleet.timeout_seconds
             deferral: int | None = None
-            for message in sorted(batch, key=lambda m: m.receive_count, reverse=True):
+            for message in sorted(batch, key=lambda m: m.job.attempt(m.receive_count), reverse=True):
                 attempt = message.job.attempt(message.receive_count)
                 if attempt > fleet.max_receive_count:  # passed on until SQS's own count dead-letters it
                     self._queue.send(message)

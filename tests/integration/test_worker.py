@@ -346,3 +346,36 @@ def test_bedrock_throttling_leaves_the_message_for_a_retry(api, bedrock_worker, 
 
     assert drain(stack, worker) == {"handled": 0, "failed": 1}
     assert table_item(stack, *TRIP_KEY)["imageStatus"] == "generating"
+
+
+def test_a_job_sent_again_after_earlier_attempts_keeps_counting_them_and_reaches_the_dead_letter_queue(
+    api, handler, stack, monkeypatch
+):
+    # Given a job handed back as a new message after four of its five attempts had failed
+    queue(api, tripIds=["trip-euro"])
+    (message,) = receive(stack)
+    resent = {**message, "Body": json.dumps({**json.loads(message["Body"]), "earlierAttempts": 4, "deferrals": 1})}
+    calls: list[object] = []
+
+    def throttled(self, request):
+        calls.append(request)
+        raise TransientGenerationError("throttled", "ThrottlingException")
+
+    monkeypatch.setattr(LocalImageProvider, "generate", throttled)
+    worker = handler("worker")
+
+    # When its new message is delivered for the first time, and fails: that was the job's fifth attempt
+    response = worker.lambda_handler(sqs_event([resent], stack.arns["JobQueue"]), LambdaContext())
+
+    # Then the record is failed with the reason, as on any last attempt, and the message is reported
+    assert response["batchItemFailures"] == [{"itemIdentifier": resent["MessageId"]}]
+    failed = table_item(stack, *TRIP_KEY)
+    assert (failed["imageStatus"], failed["imageError"], len(calls)) == ("failed", "throttled", 1)
+
+    # When SQS delivers it again (its own receive count 2: the job's sixth), it is passed straight back,
+    # untouched, so that SQS's count takes it on to the dead-letter queue rather than the job running again
+    again = {**resent, "Attributes": {**resent["Attributes"], "ApproximateReceiveCount": "2"}}
+    response = worker.lambda_handler(sqs_event([again], stack.arns["JobQueue"]), LambdaContext())
+
+    assert response["batchItemFailures"] == [{"itemIdentifier": again["MessageId"]}]
+    assert table_item(stack, *TRIP_KEY) == failed and len(calls) == 1

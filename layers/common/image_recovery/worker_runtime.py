@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from functools import cached_property
 from typing import Any
@@ -44,10 +45,12 @@ class AttemptsUsedUp(Exception):
     goes back at once, untouched, until SQS's own receive count moves it to the dead-letter queue."""
 
 
-def _receive_count(record: dict) -> int:
+def _attempt(record: dict) -> int:
+    """The job's attempt, as far as the raw record tells (0 when it cannot); only for ordering the batch."""
     try:
-        return int(record["attributes"]["ApproximateReceiveCount"])
-    except (KeyError, TypeError, ValueError):
+        earlier = json.loads(record["body"]).get("earlierAttempts", 0)
+        return int(record["attributes"]["ApproximateReceiveCount"]) + int(earlier)
+    except (KeyError, TypeError, ValueError, AttributeError):
         return 0
 
 
@@ -178,7 +181,7 @@ class WorkerRuntime:
         self._idempotency.register_lambda_context(context)
         self._remaining_ms = context.get_remaining_time_in_millis
         self._deferral = None
-        records = sorted(event.get("Records") or [], key=_receive_count, reverse=True)
+        records = sorted(event.get("Records") or [], key=_attempt, reverse=True)
         return process_partial_response(
             event={**event, "Records": records}, record_handler=self._record, processor=self._processor, context=context
         )
