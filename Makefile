@@ -32,7 +32,7 @@ $(CHECKOV):
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
 
 # Every target, once. Each needs only Python 3.11+ and pip unless its line says otherwise.
-.PHONY: help demo serve test test-fast soak lint validate security bench chaos redrive teardown publish-panel attach clean
+.PHONY: help demo serve test test-fast soak lint validate security bench fleet-sim chaos redrive teardown publish-panel attach clean
 help:
 	@echo "make demo           run the main job end to end on an embedded AWS (moto on 127.0.0.1)"
 	@echo "make serve          the missing-images panel on a local stack: http://127.0.0.1:$(PORT)/ (PORT=8000; local-only sign-in)"
@@ -44,6 +44,8 @@ help:
 	@echo "make validate       sam validate --lint and sam build (aws-sam-cli in .venv-sam; the build needs python3.13)"
 	@echo "make security       checkov on template.yaml (in .venv-checkov); skipped checks are justified in .checkov.yaml"
 	@echo "make bench          benchmark against a naive baseline on moto, about 5 minutes (BENCH_ARGS=--quick for a smoke run)"
+	@echo "make fleet-sim      the worker fleet's Bedrock rate governor, simulated over quota x latency x concurrency,"
+	@echo "                    about 4 minutes; exits 1 unless quota use >= 90 %, throttled < 1 %, dead-lettered 0"
 	@echo "make chaos          a few thousand jobs with faults in every AWS call; lost and duplicated must be 0 (FAULT_RATE=0.05)"
 	@echo "make redrive        move a deployed stack's dead letters back (QUEUE=jobs|tasks; REDRIVE_ARGS=--list shows them; STACK=$(STACK); needs AWS credentials)"
 	@echo "make teardown       what deleting the stack removes and keeps; CONFIRM=1 empties its panel bucket and deletes it (STACK=$(STACK))"
@@ -87,6 +89,9 @@ security: $(CHECKOV)
 
 bench: $(STAMP)
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+fleet-sim: $(STAMP)
+	$(PY) -m bench.fleet_sim $(FLEET_SIM_ARGS)
 
 chaos: $(STAMP)
 	FAULT_RATE=$(or $(FAULT_RATE),0.05) $(PY) -W ignore -m devtools.chaos $(CHAOS_ARGS)

@@ -124,6 +124,7 @@ class SqsPoller:
         region: str,
         batch_size: int = 10,
         raise_errors: bool = False,
+        remaining_ms: int = LambdaContext.remaining_ms,
     ) -> None:
         import boto3
 
@@ -132,6 +133,7 @@ class SqsPoller:
         self._function = function
         self._batch_size = batch_size
         self._raise_errors = raise_errors
+        self._remaining_ms = remaining_ms  # what each invocation is given (the context says it throughout)
 
     def poll(self) -> Delivery:
         from devtools.faults import InjectedCrash
@@ -142,7 +144,9 @@ class SqsPoller:
         if not messages:
             return Delivery(received=0)
         try:
-            response = self._function.lambda_handler(sqs_event(messages, self._queue_arn), LambdaContext())
+            response = self._function.lambda_handler(
+                sqs_event(messages, self._queue_arn), LambdaContext(remaining_ms=self._remaining_ms)
+            )
         except InjectedCrash:
             return Delivery(received=len(messages), crashed=True)
         except Exception:
@@ -159,11 +163,10 @@ class SqsPoller:
         return Delivery(received=len(messages), handled=len(done), failed=len(failures))
 
     def in_flight(self) -> int:
-        """Messages received and neither deleted nor visible again yet."""
-        attributes = self._sqs.get_queue_attributes(
-            QueueUrl=self._queue_url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
-        )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessagesNotVisible"])
+        """Messages received and neither deleted nor visible again yet, and messages sent with a delay."""
+        names = ["ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"]
+        attributes = self._sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=names)["Attributes"]
+        return sum(int(attributes[name]) for name in names)
 
     def drain(self, clock: SimulatedClock, *, max_polls: int = 100_000) -> list[Delivery]:
         """Poll until the queue is empty, moving the clock on whenever only invisible messages are left."""
@@ -179,7 +182,8 @@ class SqsPoller:
         raise RuntimeError(f"the queue did not drain in {max_polls} polls")
 
 
-# Longer than any delay the worker asks for (15 min) and than the job queue's visibility timeout (18 min).
+# Longer than any delay the worker asks for (15 min, as a visibility or a message's DelaySeconds) and than
+# the job queue's visibility timeout (18 min).
 QUEUE_VISIBILITY_SECONDS = 1100
 
 
@@ -202,6 +206,10 @@ class SimulatedClock:
 
     def advance(self, *, seconds: float) -> None:
         self._coordinates.shift(seconds)
+
+    def sleep(self, seconds: float) -> None:
+        """A sleep that takes no time: the clock moves on instead (the worker's waits for a Bedrock slot)."""
+        self.advance(seconds=max(0.0, seconds))
 
 
 def drain_queue(queue_url: str, queue_arn: str, worker: ModuleType, *, region: str, batch_size: int = 5) -> dict:

@@ -116,8 +116,12 @@ def test_an_upload_that_always_fails_ends_failed_with_its_reason_and_stores_noth
 
 
 @pytest.fixture
-def bedrock_worker(handler):
-    return handler("worker", IMAGE_PROVIDER="bedrock", BEDROCK_MODEL_ID="stability.stable-image-core-v1:1")
+def bedrock_worker(handler, clock, monkeypatch):
+    """The worker with the Bedrock provider and the template's rate governor, whose waits for a slot move
+    the simulated clock on instead of sleeping."""
+    worker = handler("worker", IMAGE_PROVIDER="bedrock", BEDROCK_MODEL_ID="stability.stable-image-core-v1:1")
+    monkeypatch.setattr(worker.runtime.worker, "_sleep", clock.sleep)
+    return worker
 
 
 def bedrock(faults: list[Fault], **stand_in) -> FaultInjector:

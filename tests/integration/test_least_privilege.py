@@ -23,6 +23,7 @@ import datetime as dt
 import io
 import json
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -47,6 +48,7 @@ from devtools.streams import LocalStream
 from devtools.template_resources import ACCOUNT, LocalStack, build_stack
 from image_recovery import aws
 from image_recovery.errors import ContentFilteredError, TransientGenerationError
+from image_recovery.governor import Budget, DynamoBudgetStore
 from image_recovery.providers.bedrock import PROFILE_PREFIXES
 from image_recovery.providers.local import LocalImageProvider
 from tests.helpers import REGION, call_api, table_item
@@ -602,6 +604,16 @@ def every_worker_path(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
         assert len(messages) == 2
         assert len(world.deliver(bedrock_worker, messages)["batchItemFailures"]) == 1
         stubber.assert_no_pending_responses()
+
+    # the fleet's Bedrock budget is booked further ahead than an invocation can wait: the job is deferred, sent
+    # again as a new delayed message, its record untouched
+    put_items(world.stack.physical("TravelTable"), [trip(ALICE, "t-later", "Later", "2026-04-06T00:00:00.000Z")])
+    queue_ids(world, api, ALICE, tripIds=["t-later"])
+    budget = DynamoBudgetStore(lambda: world.dynamodb, world.stack.physical("BatchTable"))
+    budget.apply(lambda _: (Budget(next_slot=time.time() + 70, rate=50.0), None))
+    (deferred,) = [m for m in world.receive() if json.loads(m["Body"])["recordId"] == "t-later"]
+    assert world.deliver(bedrock_worker, [deferred]) == {"batchItemFailures": []}
+    assert world.record(ALICE, "TRIP#t-later")["imageStatus"] == "queued"
 
 
 def images_the_host_leaves_behind(world: World) -> None:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.config import Config
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
@@ -415,6 +417,8 @@ def test_unusable_response_is_invalid_response(bedrock: Harness, payload: object
 )
 def test_network_errors_are_transient(exc: Exception, reason: str) -> None:
     class FailingClient:
+        meta = boto3.client("bedrock-runtime", region_name="us-east-1").meta  # its events, for the retry hook
+
         def invoke_model(self, **_: object) -> dict:
             raise exc
 
@@ -497,3 +501,30 @@ def test_build_provider_bedrock_makes_its_client_only_when_it_first_generates() 
 def test_build_provider_rejects_unknown_name() -> None:
     with pytest.raises(ValueError, match="unknown image provider 'openai'"):
         build_provider("openai", NOVA, lambda: pytest.fail("client factory must not be called"))
+
+
+# ---------------------------------------------------------------- what the rate governor learns
+class _Raw(io.BytesIO):
+    """An HTTP response body as botocore reads it: streamed (errors) or read (the image's payload)."""
+
+    def stream(self, **_: object):
+        yield self.getvalue()
+
+
+def test_a_throttle_the_sdks_retry_got_past_is_still_reported_with_the_image(monkeypatch) -> None:
+    """Bedrock answers ThrottlingException, botocore's standard retry tries again and gets the image: the
+    provider saw the throttle (botocore's needs-retry hook) and says so, for the rate governor."""
+    monkeypatch.setattr("botocore.retries.standard.ExponentialBackoff.delay_amount", lambda self, context: 0)
+    client = boto3.client(
+        "bedrock-runtime", region_name="us-east-1", config=Config(retries={"mode": "standard", "total_max_attempts": 2})
+    )
+    answers = [
+        AWSResponse("https://bedrock", 400, {"x-amzn-ErrorType": "ThrottlingException"}, _Raw(b'{"message":"slow"}')),
+        AWSResponse("https://bedrock", 200, {}, _Raw(json.dumps(_ok_stability()).encode())),
+    ]
+    client.meta.events.register("before-send.bedrock-runtime.InvokeModel", lambda **_: answers.pop(0))
+
+    result = BedrockImageProvider(STABILITY, lambda: client).generate(_request())
+
+    assert answers == []  # both attempts were sent
+    assert (result.data, result.throttled_attempts) == (PNG, 1)

@@ -74,6 +74,24 @@ def test_worker_settings_are_typed_with_defaults() -> None:
     assert WorkerSettings.from_env(env(WorkerSettings, MAX_RECEIVE_COUNT="3")).max_receive_count == 3
 
 
+@pytest.mark.parametrize(
+    ("provider", "per_minute", "governed"),
+    [("bedrock", "60", True), ("bedrock", "0", False), ("bedrock", None, False), ("local", "60", False)],
+)
+def test_the_rate_governor_paces_bedrock_when_a_quota_is_set(provider: str, per_minute: str | None, governed: bool):
+    settings = WorkerSettings.from_env(
+        env(WorkerSettings, IMAGE_PROVIDER=provider, BEDROCK_REQUESTS_PER_MINUTE=per_minute)
+    )
+
+    assert settings.governed is governed
+    assert settings.bedrock_requests_per_minute == int(per_minute or 0)
+
+
+def test_a_negative_quota_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="BEDROCK_REQUESTS_PER_MINUTE"):
+        WorkerSettings.from_env(env(WorkerSettings, BEDROCK_REQUESTS_PER_MINUTE="-1"))
+
+
 def test_the_worker_calls_bedrock_in_its_own_region_unless_bedrock_region_names_another() -> None:
     own = WorkerSettings.from_env(env(WorkerSettings))
     west = WorkerSettings.from_env(env(WorkerSettings, BEDROCK_REGION=" us-west-2 "))

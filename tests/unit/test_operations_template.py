@@ -345,12 +345,19 @@ def test_job_queue_visibility_covers_six_worker_timeouts() -> None:
     ("function", "variable", "parameter"),
     [
         ("WorkerFunction", "MAX_RECEIVE_COUNT", "MaxReceiveCount"),
+        ("WorkerFunction", "BEDROCK_REQUESTS_PER_MINUTE", "BedrockRequestsPerMinute"),
         ("SweepFunction", "STUCK_AFTER_MINUTES", "StuckJobMinutes"),
     ],
 )
 def test_functions_get_their_operations_settings(function: str, variable: str, parameter: str) -> None:
     variables = RESOURCES[function]["Properties"]["Environment"]["Variables"]
     assert variables[variable] == {"Ref": parameter}
+
+
+def test_the_default_stack_governs_its_bedrock_calls() -> None:
+    """The rate governor is on unless an operator turns it off with 0 (docs/operations.md, Throughput)."""
+    parameter = PARAMETERS["BedrockRequestsPerMinute"]
+    assert (parameter["Default"], parameter["MinValue"]) == (60, 0)
 
 
 def test_stuck_job_minutes_has_a_floor() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import unicodedata
 
+import boto3
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,6 +27,8 @@ MODELS = {
 
 
 class CapturingClient:
+    meta = boto3.client("bedrock-runtime", region_name="us-east-1").meta  # its events, for the retry hook
+
     def __init__(self) -> None:
         self.bodies: list[dict] = []
 

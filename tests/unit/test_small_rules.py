@@ -1,14 +1,34 @@
-"""Small rules with big consequences: retry delays, index keys in time order, task messages, the stream filter."""
+"""Small rules with big consequences: a handed-back job's attempts, retry delays, index keys in time order,
+task messages, the stream filter."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from pydantic import ValidationError
 
 from devtools.streams import _matches
+from image_recovery.jobs import ImageJob
 from image_recovery.models import created_at_order, missing_index_values
 from image_recovery.tasks import QueueMissingTask, RepairSegmentTask, task_adapter
 from image_recovery.worker_runtime import retry_delay_seconds
+
+
+def test_a_job_handed_back_carries_its_spent_attempts_and_counts_the_hand_back() -> None:
+    first = ImageJob(
+        job_id="j", batch_id="b", pk="USER#u", sk="TRIP#t", entity_type="TRIP", record_id="t", style_id="s"
+    )
+
+    # received three times (two attempts failed), then deferred: the next message starts at the third attempt
+    again = first.handed_back(receive_count=3)
+    once_more = again.handed_back(receive_count=1)  # deferred at once on its first delivery
+
+    assert (again.earlier_attempts, again.deferrals, again.attempt(1)) == (2, 1, 3)
+    assert (once_more.earlier_attempts, once_more.deferrals, once_more.attempt(2)) == (2, 2, 4)
+    assert json.loads(again.to_message()) == {**json.loads(first.to_message()), "earlierAttempts": 2, "deferrals": 1}
+    assert "deferrals" not in first.to_message()  # a first message is DESIGN §4's, nothing more
+    assert ImageJob.model_validate_json(once_more.to_message()) == once_more
 
 
 @pytest.mark.parametrize(("attempt", "delay"), [(1, 30), (2, 60), (3, 120), (5, 480), (6, 900), (12, 900)])

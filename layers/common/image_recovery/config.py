@@ -55,11 +55,19 @@ class WorkerSettings(CommonSettings):
     job_queue_url: NonEmpty = Field(validation_alias="JOB_QUEUE_URL")
     # Must equal the queue's maxReceiveCount: the worker marks a record failed on the last delivery.
     max_receive_count: int = Field(default=5, ge=1, validation_alias="MAX_RECEIVE_COUNT")
+    # The account's Bedrock quota for the model, requests a minute (BedrockRequestsPerMinute); 0: no governor.
+    bedrock_requests_per_minute: int = Field(default=0, ge=0, validation_alias="BEDROCK_REQUESTS_PER_MINUTE")
 
     @property
     def model_region(self) -> str:
         """The region the worker calls Bedrock in."""
         return self.bedrock_region or self.region
+
+    @property
+    def governed(self) -> bool:
+        """Whether the fleet's rate governor paces the model calls: for Bedrock with a quota configured.
+        The local renderer has no quota to keep."""
+        return self.image_provider == "bedrock" and self.bedrock_requests_per_minute > 0
 
 
 class SweepSettings(CommonSettings):

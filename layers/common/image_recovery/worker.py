@@ -8,12 +8,15 @@ already been ended by whoever took it, so moving it again is a harmless no-op.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from time import perf_counter
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from image_recovery.aws import BEDROCK_READ_TIMEOUT_SECONDS as READ_TIMEOUT
 from image_recovery.batches import BatchRepository, JobState
 from image_recovery.errors import (
     CONTENT_FILTERED,
@@ -22,11 +25,12 @@ from image_recovery.errors import (
     ModelUnavailableError,
     TransientGenerationError,
 )
+from image_recovery.governor import Booking, RateGovernor, booked_request_throttled, wait_out
 from image_recovery.jobs import ImageJob
 from image_recovery.models import ImageStatus, Reservation, Segment, TravelRecord, Trip
 from image_recovery.observability import METRICS_NAMESPACE, logger, metrics
 from image_recovery.prompts import build_prompt
-from image_recovery.providers import ImageProvider, ImageRequest
+from image_recovery.providers import GeneratedImage, ImageProvider, ImageRequest
 from image_recovery.repository import RecordRepository
 from image_recovery.storage import ImageStore, image_key, record_image_prefix
 from image_recovery.styles import StyleCatalog
@@ -64,26 +68,32 @@ class ImageWorker:
         styles: StyleCatalog,
         provider: ImageProvider,
         store: ImageStore,
+        governor: RateGovernor | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._records = records
         self._batches = batches
         self._styles = styles
         self._provider = provider
         self._store = store
+        self._governor = governor
+        self._sleep = sleep
 
-    def process(self, job: ImageJob, *, attempt: int = 1, max_attempts: int = 1) -> JobResult:
-        """Run one delivery of a job. `attempt` is the message's receive count.
+    def process(self, job: ImageJob, *, attempt: int = 1, max_attempts: int = 1, may_wait: float = 0.0) -> JobResult:
+        """Run one delivery of a job. `attempt` is the job's attempt (image_recovery.jobs.ImageJob.attempt).
 
         Permanent failures end the job here (record failed, message acknowledged). Transient ones are
         noted on the record and raised, so the message is delivered again; on the last allowed attempt
         the record is marked failed first, and the message goes on to the dead-letter queue, from where
-        a redrive may run it again.
+        a redrive may run it again. With a rate governor, a job that is still to be drawn books its model
+        call first, waiting up to `may_wait` seconds, or raises governor.Deferred with the record untouched.
         """
         record = self._records.get(job.pk, job.sk, where=WHERE)
         if record is None or record.kind != job.entity_type or record.image_job_id != job.job_id:
             return self._without_record(job, record)
         if not record.wants_image or not _workable(record):
             return self._already_over(job, record)
+        booking = self._book(may_wait)
         earlier_deliveries = record.image_attempts or 0
         claimed_at = datetime.now(UTC)
         if not self._claim(job, record):
@@ -100,7 +110,7 @@ class ImageWorker:
                 self._store.delete_stored_before(
                     record_image_prefix(job), claimed_at - CLOCK_SLACK, keep={image_key(job), record.image_key}
                 )
-            return self._generate(job, record)
+            return self._generate(job, record, booking)
         except GenerationError as error:
             if isinstance(error, ModelUnavailableError):  # the deployment's fault: ModelUnavailableAlarm
                 logger.warning("the model is unavailable", extra={"reason": error.reason, "detail": error.detail})
@@ -154,7 +164,43 @@ class ImageWorker:
         self._batches.move(job.batch_id, job.job_id, JobState.FAILED)
         return JobResult(job.job_id, "skipped", f"already_{record.image_status or 'missing'}")
 
-    def _generate(self, job: ImageJob, record: TravelRecord) -> JobResult:
+    def _book(self, may_wait: float) -> Booking | None:
+        """A slot for the model call, booked before the record is claimed (so a deferred job leaves no trace
+        on it) and after it is known to need an image (so a stale job takes no slot)."""
+        if self._governor is None:
+            return None
+        started = perf_counter()
+        booking = wait_out(self._governor.book(may_wait), self._sleep)
+        metrics.add_metric(name="GovernorRate", unit=MetricUnit.Count, value=booking.rate)
+        metrics.add_metric(name="GovernorWait", unit=MetricUnit.Milliseconds, value=(perf_counter() - started) * 1000)
+        return booking
+
+    def _call_model(self, request: ImageRequest, booking: Booking | None) -> GeneratedImage:
+        """The model call, at its booked slot; what Bedrock answered goes back to the governor."""
+        if self._governor is None or booking is None:
+            return self._provider.generate(request)
+        self._sleep(self._governor.until(booking))
+        started = perf_counter()
+        try:
+            image = self._provider.generate(request)
+        except TransientGenerationError as error:
+            if booked_request_throttled(error.reason == "throttled", perf_counter() - started, READ_TIMEOUT):
+                self._tell_governor(self._governor.throttled, booking)
+            raise
+        # throttled first and then let through by the SDK's retry counts as throttled
+        throttled = booked_request_throttled(image.throttled_attempts, perf_counter() - started, READ_TIMEOUT)
+        self._tell_governor(self._governor.throttled if throttled else self._governor.succeeded, booking)
+        return image
+
+    @staticmethod
+    def _tell_governor(report: Callable[[Booking], float], booking: Booking) -> None:
+        """Best effort: a budget that cannot be written now must not fail the job it was about."""
+        try:
+            report(booking)
+        except Exception:
+            logger.exception("could not tell the rate governor how Bedrock answered")
+
+    def _generate(self, job: ImageJob, record: TravelRecord, booking: Booking | None) -> JobResult:
         trip, segment = self._parents(record)
         # the record's own style: the message is only trusted for what it cannot be read from (DESIGN §4)
         style = self._styles.resolve_or_default(record.image_style_id or job.style_id)
@@ -168,7 +214,7 @@ class ImageWorker:
             seed=parts.seed,
         )
         started = perf_counter()
-        image = self._provider.generate(request)
+        image = self._call_model(request, booking)
         metrics.add_metric(
             name="GenerationLatency", unit=MetricUnit.Milliseconds, value=(perf_counter() - started) * 1000
         )

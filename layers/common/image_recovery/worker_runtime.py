@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from functools import cached_property
 from typing import Any
@@ -19,6 +20,7 @@ from pydantic import BaseModel, Json
 from image_recovery import aws
 from image_recovery.batches import BatchRepository
 from image_recovery.config import WorkerSettings
+from image_recovery.governor import Deferred, DynamoBudgetStore, Policy, RateGovernor
 from image_recovery.jobs import ImageJob
 from image_recovery.observability import logger, metrics
 from image_recovery.providers import build_provider
@@ -34,14 +36,21 @@ RETRY_MAX_SECONDS = 900
 
 
 class HandedBack(Exception):
-    """Too little of the invocation is left for one more job: the message goes back to the queue at once,
-    its record untouched, so it is not counted as a failed attempt (only SQS's receive count moves)."""
+    """A job that was to go back to the queue as a new message could not be sent: its own message goes
+    back instead (its visibility changed), and SQS counts this delivery toward MaxReceiveCount."""
 
 
-def _receive_count(record: dict) -> int:
+class AttemptsUsedUp(Exception):
+    """A job re-sent after earlier attempts came back after its last one (image_recovery.jobs): its message
+    goes back at once, untouched, until SQS's own receive count moves it to the dead-letter queue."""
+
+
+def _attempt(record: dict) -> int:
+    """The job's attempt, as far as the raw record tells (0 when it cannot); only for ordering the batch."""
     try:
-        return int(record["attributes"]["ApproximateReceiveCount"])
-    except (KeyError, TypeError, ValueError):
+        earlier = json.loads(record["body"]).get("earlierAttempts", 0)
+        return int(record["attributes"]["ApproximateReceiveCount"]) + int(earlier)
+    except (KeyError, TypeError, ValueError, AttributeError):
         return 0
 
 
@@ -79,7 +88,15 @@ class WorkerRuntime:
         store = ImageStore(
             lambda: aws.client("s3"), settings.image_bucket, region=settings.region, url_base=settings.image_url_base
         )
-        self.worker = ImageWorker(RecordRepository(), BatchRepository(), StyleCatalog(), provider, store)
+        governor = (
+            RateGovernor(
+                Policy(settings.bedrock_requests_per_minute),
+                DynamoBudgetStore(lambda: aws.client("dynamodb"), settings.batch_table),
+            )
+            if settings.governed
+            else None
+        )
+        self.worker = ImageWorker(RecordRepository(), BatchRepository(), StyleCatalog(), provider, store, governor)
         # Failed records are always reported item by item, even when all fail, so Lambda's SQS poller
         # retries exactly those and the function's Errors metric means a crash, not a throttled model.
         self._processor = BatchProcessor(event_type=EventType.SQS, model=JobRecord, raise_on_entire_batch_failure=False)
@@ -90,6 +107,7 @@ class WorkerRuntime:
         self._queue_url = settings.job_queue_url
         self._max_attempts = settings.max_receive_count
         self._remaining_ms: Callable[[], int] = lambda: 900_000  # the invocation's clock, set by handle()
+        self._deferral: int | None = None  # set when a job of this invocation was deferred: the rest follow
 
     @cached_property
     def _process_once(self) -> Callable[..., dict]:
@@ -97,27 +115,53 @@ class WorkerRuntime:
         persistence = DynamoDBPersistenceLayer(table_name=self._idempotency_table, boto3_client=aws.client("dynamodb"))
 
         @idempotent_function(data_keyword_argument="job", config=self._idempotency, persistence_store=persistence)
-        def process(job: ImageJob, attempt: int, max_attempts: int) -> dict:
-            return self.worker.process(job, attempt=attempt, max_attempts=max_attempts).as_dict()
+        def process(job: ImageJob, attempt: int, max_attempts: int, may_wait: float) -> dict:
+            return self.worker.process(job, attempt=attempt, max_attempts=max_attempts, may_wait=may_wait).as_dict()
 
         return process
 
     def _record(self, record: JobRecord) -> dict:
-        if self._remaining_ms() < aws.JOB_BUDGET_SECONDS * 1000:
-            self._change_visibility(record.receiptHandle, 0, "could not hand the job back")
-            metrics.add_metric(name="JobsHandedBack", unit=MetricUnit.Count, value=1)
-            logger.info("handed a job back: too little time left for it", extra={"message_id": record.messageId})
-            raise HandedBack(record.messageId)
         job = record.body
-        attempt = int(record.attributes.ApproximateReceiveCount)
+        attempt = job.attempt(record.attributes.ApproximateReceiveCount)
+        if attempt > self._max_attempts:
+            self._change_visibility(record.receiptHandle, 0, "could not pass the job on to the dead-letter queue")
+            raise AttemptsUsedUp(record.messageId)
+        # what this invocation can spend waiting for a Bedrock slot and still finish the job
+        slack = self._remaining_ms() / 1000 - aws.JOB_BUDGET_SECONDS
+        if slack < 0:
+            return self._hand_back(record, 0, "JobsHandedBack", "too little time left for it")
+        if self._deferral is not None:
+            return self._hand_back(record, self._deferral, "JobsDeferred", "an earlier job of the batch was deferred")
         logger.append_keys(job_id=job.job_id, batch_id=job.batch_id, user_id=job.pk.removeprefix("USER#"))
         try:
-            return self._process_once(job=job, attempt=attempt, max_attempts=self._max_attempts)
+            return self._process_once(job=job, attempt=attempt, max_attempts=self._max_attempts, may_wait=slack)
+        except Deferred as deferred:
+            self._deferral = deferred.delay_seconds
+            return self._hand_back(record, deferred.delay_seconds, "JobsDeferred", "no Bedrock slot soon enough")
         except Exception:
             self._delay_retry(record.receiptHandle, attempt)
             raise
         finally:
             logger.remove_keys(["job_id", "batch_id", "user_id"])
+
+    def _hand_back(self, record: JobRecord, delay_seconds: int, metric: str, why: str) -> dict:
+        """Send the job again as a new message, delayed, and acknowledge this one: SQS would count this
+        delivery toward MaxReceiveCount if the message itself went back. Its record is untouched."""
+        job = record.body.handed_back(record.attributes.ApproximateReceiveCount)
+        try:
+            aws.client("sqs").send_message(
+                QueueUrl=self._queue_url, MessageBody=job.to_message(), DelaySeconds=delay_seconds
+            )
+        except Exception:
+            logger.exception("could not send the job again; its own message goes back instead")
+            self._change_visibility(record.receiptHandle, delay_seconds, "could not hand the job back")
+            raise HandedBack(record.messageId) from None
+        metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+        logger.info(
+            f"handed a job back: {why}",
+            extra={"message_id": record.messageId, "delay_seconds": delay_seconds, "deferrals": job.deferrals},
+        )
+        return {"job_id": job.job_id, "outcome": "handed_back", "delay_seconds": delay_seconds}
 
     def _delay_retry(self, receipt_handle: str, attempt: int) -> None:
         """Back off by hiding the message for longer each time, instead of sleeping in the function."""
@@ -133,11 +177,11 @@ class WorkerRuntime:
             logger.exception(failure, extra={"visibility_seconds": seconds})
 
     def handle(self, event: dict, context: LambdaContext) -> dict[str, Any]:
-        """Jobs on their last allowed delivery go first: if time runs out, the ones handed back are those
-        that can still come back (a handed-back message's receive count still grows)."""
+        """Jobs on their last allowed delivery go first: if time runs out, the others are handed back."""
         self._idempotency.register_lambda_context(context)
         self._remaining_ms = context.get_remaining_time_in_millis
-        records = sorted(event.get("Records") or [], key=_receive_count, reverse=True)
+        self._deferral = None
+        records = sorted(event.get("Records") or [], key=_attempt, reverse=True)
         return process_partial_response(
             event={**event, "Records": records}, record_handler=self._record, processor=self._processor, context=context
         )

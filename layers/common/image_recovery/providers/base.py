@@ -23,6 +23,7 @@ class GeneratedImage:
     data: bytes
     content_type: str
     model: str
+    throttled_attempts: int = 0  # throttle answers the SDK retried past on the way (the rate governor learns of them)
 
 
 class ImageProvider(Protocol):

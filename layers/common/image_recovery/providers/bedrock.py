@@ -14,6 +14,7 @@ import base64
 import binascii
 import json
 import re
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -156,11 +157,27 @@ class BedrockImageProvider:
         self._family = model.family
         self._model_id = model_id
         self._client = client
+        self._watched: weakref.WeakSet[Any] = weakref.WeakSet()  # the clients whose retries _note_throttle sees
+        self._throttle_answers = 0
+
+    def _note_throttle(self, response: tuple | None = None, **_: object) -> None:
+        """botocore's needs-retry hook, as an observer (it returns None, so the SDK decides as before):
+        counts every throttle answer, including those its retry then got past."""
+        if response is not None and response[1].get("Error", {}).get("Code") in _THROTTLED:
+            self._throttle_answers += 1
+
+    def _watched_client(self) -> Any:
+        client = self._client()
+        if client not in self._watched:
+            client.meta.events.register("needs-retry.bedrock-runtime.InvokeModel", self._note_throttle)
+            self._watched.add(client)
+        return client
 
     def generate(self, request: ImageRequest) -> GeneratedImage:
         body = self._build_body(request)
+        throttled_before = self._throttle_answers
         try:
-            response = self._client().invoke_model(
+            response = self._watched_client().invoke_model(
                 modelId=self._model_id,
                 body=json.dumps(body),
                 contentType="application/json",
@@ -173,7 +190,12 @@ class BedrockImageProvider:
             raise TransientGenerationError("timeout", str(exc)) from exc
         except (BotoConnectionError, HTTPClientError) as exc:
             raise TransientGenerationError("provider_error", str(exc)) from exc
-        return GeneratedImage(data=self._parse(raw), content_type="image/png", model=self._model_id)
+        return GeneratedImage(
+            data=self._parse(raw),
+            content_type="image/png",
+            model=self._model_id,
+            throttled_attempts=self._throttle_answers - throttled_before,
+        )
 
     def _build_body(self, request: ImageRequest) -> dict[str, Any]:
         family = self._family
