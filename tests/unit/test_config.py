@@ -8,7 +8,7 @@ import pytest
 
 from devtools.lambda_runtime import load_handler
 from image_recovery import aws
-from image_recovery.config import ApiSettings, SweepSettings, WorkerSettings
+from image_recovery.config import ApiSettings, IndexerSettings, SweepSettings, WorkerSettings
 from image_recovery.errors import ConfigurationError
 
 COMMON = {"AWS_REGION": "eu-west-1", "TRAVEL_TABLE_NAME": "travel", "BATCH_TABLE_NAME": "batches"}
@@ -166,6 +166,14 @@ def test_sweep_segments_outside_1_to_64_are_rejected(segments: str) -> None:
 def test_max_ids_per_request_out_of_range_is_rejected(value: str) -> None:
     with pytest.raises(ConfigurationError, match="MAX_IDS_PER_REQUEST"):
         ApiSettings.from_env(env(ApiSettings, MAX_IDS_PER_REQUEST=value))
+
+
+@pytest.mark.parametrize(("value", "parsed"), [("true", True), ("False", False), (" 1 ", True), ("off", False)])
+def test_queue_new_records_is_a_boolean(value: str, parsed: bool) -> None:
+    indexer = {**COMMON, "JOB_QUEUE_URL": "https://sqs/jobs", "IMAGE_BUCKET_NAME": "images", "QUEUE_NEW_RECORDS": value}
+    assert IndexerSettings.from_env(indexer).queue_new_records is parsed
+    with pytest.raises(ConfigurationError, match="QUEUE_NEW_RECORDS"):
+        IndexerSettings.from_env({**indexer, "QUEUE_NEW_RECORDS": "maybe"})
 
 
 # ------------------------------------------------------------------ cold start of the real handler
