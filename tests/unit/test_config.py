@@ -168,6 +168,14 @@ def test_max_ids_per_request_out_of_range_is_rejected(value: str) -> None:
         ApiSettings.from_env(env(ApiSettings, MAX_IDS_PER_REQUEST=value))
 
 
+def test_queue_workers_default_to_ten_and_stay_within_the_sdks_connection_pool() -> None:
+    assert ApiSettings.from_env(env(ApiSettings)).queue_workers == 10
+    assert ApiSettings.from_env(env(ApiSettings, QUEUE_WORKERS=" 1 ")).queue_workers == 1
+    for value in ("0", "11", "ten", "1.5"):
+        with pytest.raises(ConfigurationError, match="QUEUE_WORKERS"):
+            ApiSettings.from_env(env(ApiSettings, QUEUE_WORKERS=value))
+
+
 @pytest.mark.parametrize(("value", "parsed"), [("true", True), ("False", False), (" 1 ", True), ("off", False)])
 def test_queue_new_records_is_a_boolean(value: str, parsed: bool) -> None:
     indexer = {**COMMON, "JOB_QUEUE_URL": "https://sqs/jobs", "IMAGE_BUCKET_NAME": "images", "QUEUE_NEW_RECORDS": value}

@@ -38,7 +38,8 @@ def _bind(settings: CommonSettings) -> None:
 
 
 def _queuer(settings: ApiSettings | SweepSettings | IndexerSettings | TasksSettings) -> Queuer:
-    return Queuer(RecordRepository(), BatchRepository(), JobQueue(lambda: aws.client("sqs"), settings.job_queue_url))
+    queue = JobQueue(lambda: aws.client("sqs"), settings.job_queue_url)
+    return Queuer(RecordRepository(), BatchRepository(), queue, workers=settings.queue_workers)
 
 
 def api(settings: ApiSettings) -> Api:

@@ -74,6 +74,9 @@ class CommonSettings:
     region: str = _variable("AWS_REGION", "AWS_DEFAULT_REGION")
     travel_table: str = _variable("TRAVEL_TABLE_NAME")
     batch_table: str = _variable("BATCH_TABLE_NAME")
+    # conditional marks in flight at once while queueing (image_recovery.queueing): at most the SDK's
+    # 10 connections per client
+    queue_workers: int = _variable("QUEUE_WORKERS", parse=_integer(1, 10), default=10)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
