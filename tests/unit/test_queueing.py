@@ -77,13 +77,13 @@ class FakeSqs:
         self.calls.append({"QueueUrl": QueueUrl, "Entries": Entries})
         if len(self.calls) in self.raise_on:
             raise ConnectionError("SQS endpoint unreachable")
-        refused = [e for e in Entries if ImageJob.model_validate_json(e["MessageBody"]).record_id in self.refuse]
+        refused = [e for e in Entries if ImageJob.from_json(e["MessageBody"]).record_id in self.refuse]
         failed = [{"Id": e["Id"], "SenderFault": False, "Code": "InternalError"} for e in refused]
         ok = [{"Id": e["Id"], "MessageId": f"m-{e['Id']}"} for e in Entries if e not in refused]
         return {"Successful": ok, **({"Failed": failed} if failed else {})}
 
     def jobs(self) -> list[ImageJob]:
-        return [ImageJob.model_validate_json(e["MessageBody"]) for call in self.calls for e in call["Entries"]]
+        return [ImageJob.from_json(e["MessageBody"]) for call in self.calls for e in call["Entries"]]
 
 
 @dataclass

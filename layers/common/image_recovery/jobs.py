@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
-
+from image_recovery.messages import NON_EMPTY, Message, rule
 from image_recovery.models import EntityType, TravelRecord
 
 JOB_VERSION = 1
+# ids the service made (uuid hex, uuid, "sweep-<uuid>"): they name S3 objects, so nothing else is accepted
+_SERVICE_ID = r"\A[A-Za-z0-9-]{1,64}\Z"
 
 
-class ImageJob(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore", defer_build=True
-    )
-
-    version: Literal[1] = JOB_VERSION
-    # ids the service made (uuid hex, uuid, "sweep-<uuid>"): they name S3 objects, so nothing else is accepted
-    job_id: str = Field(pattern=r"^[A-Za-z0-9-]{1,64}$")
-    batch_id: str = Field(pattern=r"^[A-Za-z0-9-]{1,64}$")
-    pk: str = Field(pattern=r"^USER#[^#]+$")
-    sk: str = Field(pattern=r"^TRIP#")
-    entity_type: EntityType
-    record_id: str = Field(min_length=1)
-    style_id: str = Field(min_length=1)
+@dataclass(frozen=True, kw_only=True)
+class ImageJob(Message):
+    version: int = rule(int, choices=(JOB_VERSION,), default=JOB_VERSION)
+    job_id: str = rule(str, pattern=_SERVICE_ID)
+    batch_id: str = rule(str, pattern=_SERVICE_ID)
+    pk: str = rule(str, pattern=r"\AUSER#[^#]+\Z")
+    sk: str = rule(str, pattern=r"\ATRIP#")
+    entity_type: EntityType = rule(str, convert=EntityType)
+    record_id: str = rule(str, pattern=NON_EMPTY)
+    style_id: str = rule(str, pattern=NON_EMPTY)
 
     @classmethod
     def for_record(cls, record: TravelRecord, *, job_id: str, batch_id: str, style_id: str) -> ImageJob:
@@ -40,4 +36,4 @@ class ImageJob(BaseModel):
         )
 
     def to_message(self) -> str:
-        return self.model_dump_json(by_alias=True)
+        return self.to_json()

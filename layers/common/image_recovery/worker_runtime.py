@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
     idempotent_function,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, Json
 
 from image_recovery import aws
+from image_recovery.batch_items import partial_batch_response, records_of, sqs_message_id
 from image_recovery.batches import BatchRepository
 from image_recovery.config import WorkerSettings
 from image_recovery.jobs import ImageJob
@@ -50,21 +50,23 @@ def retry_delay_seconds(attempt: int) -> int:
     return min(RETRY_BASE_SECONDS * 2 ** max(attempt - 1, 0), RETRY_MAX_SECONDS)
 
 
-class _DeliveryAttributes(BaseModel):
-    ApproximateReceiveCount: int
+@dataclass(frozen=True)
+class JobRecord:
+    """The parts of an SQS record the worker reads; a record that does not carry a job fails alone."""
 
+    message_id: str
+    receipt_handle: str
+    job: ImageJob
+    attempt: int  # SQS's ApproximateReceiveCount: this delivery's number
 
-class JobRecord(BaseModel):
-    """The parts of an SQS record the worker reads; a body that is not a job fails that record alone.
-
-    Our own small model rather than Powertools' SqsRecordModel: importing the parser's model package
-    loads every event source's models, about 50 ms of cold start for fields we never read.
-    """
-
-    messageId: str
-    receiptHandle: str
-    body: Json[ImageJob]
-    attributes: _DeliveryAttributes
+    @classmethod
+    def parse(cls, record: dict) -> JobRecord:
+        """ValueError (or KeyError, TypeError) for a record that is not an SQS delivery of a job."""
+        message_id, receipt_handle = record["messageId"], record["receiptHandle"]
+        if not isinstance(message_id, str) or not isinstance(receipt_handle, str):
+            raise TypeError("messageId and receiptHandle must be strings")
+        attempt = int(record["attributes"]["ApproximateReceiveCount"])
+        return cls(message_id, receipt_handle, ImageJob.from_json(record["body"]), attempt)
 
 
 class WorkerRuntime:
@@ -80,9 +82,6 @@ class WorkerRuntime:
             lambda: aws.client("s3"), settings.image_bucket, region=settings.region, url_base=settings.image_url_base
         )
         self.worker = ImageWorker(RecordRepository(), BatchRepository(), StyleCatalog(), provider, store)
-        # Failed records are always reported item by item, even when all fail, so Lambda's SQS poller
-        # retries exactly those and the function's Errors metric means a crash, not a throttled model.
-        self._processor = BatchProcessor(event_type=EventType.SQS, model=JobRecord, raise_on_entire_batch_failure=False)
         self._idempotency = IdempotencyConfig(
             event_key_jmespath="job_id", expires_after_seconds=IDEMPOTENCY_TTL_SECONDS
         )
@@ -102,19 +101,19 @@ class WorkerRuntime:
 
         return process
 
-    def _record(self, record: JobRecord) -> dict:
+    def _record(self, raw: dict) -> dict:
+        record = JobRecord.parse(raw)
         if self._remaining_ms() < aws.JOB_BUDGET_SECONDS * 1000:
-            self._change_visibility(record.receiptHandle, 0, "could not hand the job back")
+            self._change_visibility(record.receipt_handle, 0, "could not hand the job back")
             metrics.add_metric(name="JobsHandedBack", unit=MetricUnit.Count, value=1)
-            logger.info("handed a job back: too little time left for it", extra={"message_id": record.messageId})
-            raise HandedBack(record.messageId)
-        job = record.body
-        attempt = int(record.attributes.ApproximateReceiveCount)
+            logger.info("handed a job back: too little time left for it", extra={"message_id": record.message_id})
+            raise HandedBack(record.message_id)
+        job, attempt = record.job, record.attempt
         logger.append_keys(job_id=job.job_id, batch_id=job.batch_id, user_id=job.pk.removeprefix("USER#"))
         try:
             return self._process_once(job=job, attempt=attempt, max_attempts=self._max_attempts)
         except Exception:
-            self._delay_retry(record.receiptHandle, attempt)
+            self._delay_retry(record.receipt_handle, attempt)
             raise
         finally:
             logger.remove_keys(["job_id", "batch_id", "user_id"])
@@ -137,7 +136,7 @@ class WorkerRuntime:
         that can still come back (a handed-back message's receive count still grows)."""
         self._idempotency.register_lambda_context(context)
         self._remaining_ms = context.get_remaining_time_in_millis
-        records = sorted(event.get("Records") or [], key=_receive_count, reverse=True)
-        return process_partial_response(
-            event={**event, "Records": records}, record_handler=self._record, processor=self._processor, context=context
-        )
+        records = sorted(records_of(event), key=_receive_count, reverse=True)
+        # Failed records are always reported item by item, even when all fail, so Lambda's SQS poller
+        # retries exactly those and the function's Errors metric means a crash, not a throttled model.
+        return partial_batch_response(records, self._record, sqs_message_id)
