@@ -112,7 +112,7 @@ def run(options: Options) -> tuple[list[results.ScenarioResult], list[str]]:
             side_budget_s=options.side_budget_s,
         )
         done = []
-        for scenario in (scenarios.listing, scenarios.sweep, scenarios.queueing):
+        for scenario in (scenarios.listing, scenarios.sweep, scenarios.queueing, scenarios.parallel_queueing):
             started = time.perf_counter()
             done.append(scenario(bench))
             notes.append(f"{done[-1].name}: {time.perf_counter() - started:,.1f} s")
