@@ -407,6 +407,30 @@ def test_metrics_are_added_on_the_calling_thread_only(harness: Harness, monkeypa
     assert {thread for _, thread in added} == {threading.current_thread().name}
 
 
+class Crash(BaseException):
+    """The invocation dies (as an injected crash does in the chaos run): not a storage error of one record."""
+
+
+def test_after_a_crash_no_further_mark_starts_and_nothing_is_sent_for_the_unsent_chunks() -> None:
+    # Given 60 records, and a crash while the sixth is being marked
+    records = SlowRecords(seconds=0.005)
+    original = records.mark_queued
+
+    def mark_queued(record: TravelRecord, **kwargs: Any) -> bool:
+        if record.id == "t05":
+            raise Crash
+        return original(record, **kwargs)
+
+    records.mark_queued = mark_queued  # type: ignore[method-assign]
+    harness = Harness(records=records)
+
+    # When they are queued, Then the crash ends the call; no record beyond the chunks marked ahead was touched
+    with pytest.raises(Crash):
+        harness.queue(trips(60), workers=1)
+    assert {record_id for record_id, _ in harness.records.queued} <= {f"t{i:02d}" for i in range(20)}
+    assert harness.sqs.calls == []
+
+
 @pytest.mark.parametrize("workers", [0, 11])
 def test_the_pool_size_is_bounded(workers: int) -> None:
     with pytest.raises(ValueError, match="workers"):

@@ -4,8 +4,8 @@ The record is marked queued before its message is sent, so a message never exist
 is not queued; if the send fails the mark is rolled back to failed (`enqueue_failed`) and reported.
 
 The marks of one call run on a small pool of threads (each a DynamoDB round trip that mostly waits), a
-couple of chunks ahead of the sends, so 100 records cost about ten round trips of marking instead of
-a hundred. Sends, rollbacks, batch counters, metrics and the order of outcomes stay on the calling thread.
+chunk or two ahead of the sends, so 100 records cost about ten round trips of marking instead of a
+hundred. Sends, rollbacks, batch counters, metrics and the order of outcomes stay on the calling thread.
 """
 
 from __future__ import annotations
@@ -153,34 +153,30 @@ class Queuer:
         """
         unrecorded = 0  # queued but not yet added to the batch's total: one counter write per 100 records
         counts: Counter[str] = Counter()
-
-        def tally(outcomes: list[ItemOutcome]) -> list[ItemOutcome]:
-            nonlocal unrecorded
-            counts.update(o.outcome for o in outcomes)
-            unrecorded += sum(o.outcome == QUEUED for o in outcomes)
-            return outcomes
-
         chunks = chunked(candidates, SQS_BATCH_LIMIT)
         marking: deque[_Marking] = deque()
         ahead = -(-self._workers // SQS_BATCH_LIMIT) + 1  # chunks marked ahead: every worker busy during a send
-        with ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="queue-mark") as pool:
-            try:
-                for number in count(1):
-                    while len(marking) < ahead and (chunk := next(chunks, None)) is not None:
-                        marking.append(self._mark(pool, chunk, batch_id, style_id, stale_before, named))
-                    if not marking:
-                        break
-                    outcomes = tally(self._send(marking.popleft()))
-                    if number % BATCH_TOTAL_EVERY_CHUNKS == 0:
-                        self._batches.add_queued(batch_id, unrecorded)
-                        unrecorded = 0
-                    yield from outcomes
-            finally:
-                while marking:  # a consumer that stopped early: no record marked ahead stays without its message
-                    tally(self._send(marking.popleft()))
-                self._batches.add_queued(batch_id, unrecorded)
-                metrics.add_metric(name="JobsQueued", unit=MetricUnit.Count, value=counts[QUEUED])
-                metrics.add_metric(name="JobsSkipped", unit=MetricUnit.Count, value=counts[SKIPPED])
+        pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="queue-mark")
+        try:
+            for number in count(1):
+                while len(marking) < ahead and (chunk := next(chunks, None)) is not None:
+                    marking.append(self._mark(pool, chunk, batch_id, style_id, stale_before, named))
+                if not marking:
+                    break
+                outcomes = self._send(marking.popleft())
+                counts.update(o.outcome for o in outcomes)
+                unrecorded += sum(o.outcome == QUEUED for o in outcomes)
+                if number % BATCH_TOTAL_EVERY_CHUNKS == 0:
+                    self._batches.add_queued(batch_id, unrecorded)
+                    unrecorded = 0
+                yield from outcomes
+        finally:
+            # After a failure (or a consumer that stopped early) no further mark starts; one already made
+            # stays queued without a message, like a mark whose send never happened: the sweep takes it over.
+            pool.shutdown(cancel_futures=True)
+            self._batches.add_queued(batch_id, unrecorded)
+            metrics.add_metric(name="JobsQueued", unit=MetricUnit.Count, value=counts[QUEUED])
+            metrics.add_metric(name="JobsSkipped", unit=MetricUnit.Count, value=counts[SKIPPED])
 
     def _mark(
         self,
