@@ -23,6 +23,7 @@ import boto3
 from boto3.dynamodb.types import TypeSerializer
 from botocore.config import Config
 
+from devtools import moto_requests
 from devtools.template_resources import LocalStack, build_stack
 from image_recovery import aws, models
 
@@ -265,6 +266,7 @@ def local_aws() -> Iterator[LocalStack]:
     """moto in-process with fake credentials, and the stack's resources built from template.yaml."""
     from moto import mock_aws
 
+    moto_requests.serialize()  # each request atomic, as AWS's are: the queuer marks records from several threads
     with environment(**_FAKE_AWS):
         for name in _REAL_AWS:
             os.environ.pop(name, None)

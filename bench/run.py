@@ -48,7 +48,7 @@ def parse(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--missing-ratio", type=float, default=0.01, help="fraction missing images (default 0.01)")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per side and scenario (default 5)")
     parser.add_argument("--quick", action="store_true", help=f"smoke run: {QUICK_RECORDS:,} records unless --records")
-    parser.add_argument("--import-runs", type=int, default=9, help="fresh interpreters per handler (default 9)")
+    parser.add_argument("--import-runs", type=int, default=15, help="fresh interpreters per handler (default 15)")
     parser.add_argument("--images", type=int, default=30, help="images per local-renderer run (default 30)")
     parser.add_argument(
         "--side-budget",
@@ -112,7 +112,7 @@ def run(options: Options) -> tuple[list[results.ScenarioResult], list[str]]:
             side_budget_s=options.side_budget_s,
         )
         done = []
-        for scenario in (scenarios.listing, scenarios.sweep, scenarios.queueing):
+        for scenario in (scenarios.listing, scenarios.sweep, scenarios.queueing, scenarios.parallel_queueing):
             started = time.perf_counter()
             done.append(scenario(bench))
             notes.append(f"{done[-1].name}: {time.perf_counter() - started:,.1f} s")

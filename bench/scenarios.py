@@ -8,6 +8,7 @@ set the environment that their cold start reads (log level, metrics off).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -24,18 +25,22 @@ from typing import Any
 
 import boto3
 
-from bench import naive
+from bench import data, naive
 from bench.counting import Counts, measure
 from bench.data import REGION, Dataset, Snapshot, bind_models, environment, fake_aws_variables
 from bench.results import Row, ScenarioResult, Side
+from devtools import aws_hooks
 from devtools.lambda_runtime import ROOT, LambdaContext, http_event, load_event, load_handler
 from devtools.template_resources import LocalStack
 
 LISTING_TARGET = 1.1  # items read per missing record (issue 4)
 SWEEP_TARGET = 1.1
 QUEUEING_TARGET = 0.6  # our requests ÷ the naive requests
-IMPORT_TARGET = 2.0  # a handler's cold import ÷ `import boto3` alone
+IMPORT_TARGET = 1.5  # a handler's cold import ÷ `import boto3` alone (issue 12)
 QUEUEING_RECORDS = 1_000
+PARALLEL_IDS = 100  # one POST /image-jobs with the most ids a request may name
+PARALLEL_LATENCY_S = 0.010  # added to every AWS call: DynamoDB's order of latency within a region
+PARALLEL_TARGET = 0.25  # the pool's wall time ÷ a pool of one thread's (issue 12)
 QUIET = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
 
 
@@ -322,6 +327,106 @@ def queueing(bench: Bench, records: int = QUEUEING_RECORDS) -> ScenarioResult:
     return ScenarioResult("c. queueing", rows, details, mine, theirs)
 
 
+# ---------------------------------------------------------------------------------------------- c2. parallel queueing
+class Latency(aws_hooks.Listener):
+    """Every AWS call waits `seconds` before it is made, as a call to DynamoDB or SQS in the region would.
+
+    With `remote`, AWS is modelled as a remote service and nothing more: writes whose caller reads nothing back
+    (UpdateItem and PutItem without ReturnValues, SendMessageBatch) get the answer AWS gives a successful one,
+    and a read gets the answer moto gave the same read before (moto answers it the first time). Otherwise
+    moto's own work (about 10 ms of CPU per conditional UpdateItem here, parsing expressions; more to
+    serialize a Query of 100 items) would run in this process, on the GIL the threads waiting on AWS share."""
+
+    def __init__(self, seconds: float, *, remote: bool) -> None:
+        self.seconds = seconds
+        self.remote = remote
+        self._reads: dict[str, dict] = {}
+
+    @staticmethod
+    def _read_key(call: aws_hooks.Call) -> str:
+        return f"{call.service}.{call.operation} {json.dumps(call.params, sort_keys=True, default=repr)}"
+
+    def before_call(self, call: aws_hooks.Call) -> dict | None:
+        time.sleep(self.seconds)
+        if not self.remote:
+            return None
+        if call.operation in ("UpdateItem", "PutItem") and call.params.get("ReturnValues", "NONE") == "NONE":
+            return {}
+        if call.operation == "SendMessageBatch":
+            entries = call.params["Entries"]
+            return {"Successful": [{"Id": e["Id"], "MessageId": str(uuid.uuid4())} for e in entries], "Failed": []}
+        known = self._reads.get(self._read_key(call))
+        return copy.deepcopy(known) if known is not None else None
+
+    def after_call(self, call: aws_hooks.Call, response: dict) -> None:
+        if self.remote:
+            self._reads.setdefault(self._read_key(call), copy.deepcopy(response))
+
+
+def parallel_queueing(bench: Bench, ids: int = PARALLEL_IDS, latency_s: float = PARALLEL_LATENCY_S) -> ScenarioResult:
+    """POST /image-jobs naming `ids` trips of one user through the real API handler, every AWS call `latency_s`
+    slower: the handler as deployed (QUEUE_WORKERS default) against the same handler with a pool of one."""
+    user = "bench-parallel"
+    trips = [
+        {"PK": f"USER#{user}", "SK": f"TRIP#p{n:03d}", "entityType": "TRIP", "id": f"p{n:03d}", "userId": user,
+         "title": f"Parallel trip {n}", "createdAt": f"2026-01-01T00:{n // 60:02d}:{n % 60:02d}Z"}
+        for n in range(ids)
+    ]  # fmt: skip
+    event = http_event("api-queue-selected.json", sub=user, body={"tripIds": [t["id"] for t in trips]})
+    handlers = {}
+    for side, workers in (("pool", None), ("one", "1")):
+        with function_environment(bench.stack, "ApiFunction", **({"QUEUE_WORKERS": workers} if workers else {})):
+            handlers[side] = load_handler("api")
+    default_workers = bench.stack.function_environment("ApiFunction").get("QUEUE_WORKERS", "unset, so 10")
+
+    def reset() -> None:  # every trip missing its image again and none queued; the job queue empty
+        data.batch_write(bench.table, trips)
+        boto3.client("sqs", region_name=REGION).purge_queue(QueueUrl=bench.queue_url)
+
+    def post(side: str) -> Callable[[Any], dict]:
+        return lambda _: handlers[side].lambda_handler(event, LambdaContext())
+
+    def check(response: dict) -> None:
+        body = json.loads(response["body"])
+        queued = body.get("summary", {}).get("trips", {}).get("queued")
+        if response["statusCode"] != 202 or queued != ids:
+            raise RuntimeError(f"POST /image-jobs with {ids} ids: {response['statusCode']}, queued {queued}")
+
+    label = f"POST /image-jobs, {ids} ids, {latency_s * 1000:g} ms per AWS call"
+    rows, details = [], []
+    for remote, where in ((True, "AWS modelled as remote"), (False, "every call done by moto")):
+        with function_environment(bench.stack, "ApiFunction"), aws_hooks.listening(Latency(latency_s, remote=remote)):
+            reset()
+            post("one")(None)  # warm-up, not measured: clients made, and the reads a remote AWS replays
+            mine, theirs = compare(
+                bench, post("pool"), post("one"), check_ours=check, check_naive=check, setup_ours=reset,
+                setup_naive=reset,
+            )  # fmt: skip
+        ratio = mine.median_ms / theirs.median_ms
+        rows.append(
+            Row(
+                f"{label}, {where}: wall time, ms (median; naive = a pool of 1)",
+                mine.median_ms,
+                theirs.median_ms,
+                target=f"ratio ≤ {PARALLEL_TARGET}" if remote else "—",
+                met=ratio <= PARALLEL_TARGET if remote else None,
+                decimals=1,
+            )
+        )
+        details += [f"{where}:", *_side_details(mine, theirs)]
+    reset()
+    details.insert(
+        0,
+        f"ours = the API handler with the template environment (QUEUE_WORKERS: {default_workers}); naive = the same "
+        f"handler with QUEUE_WORKERS=1; {ids} trips of one user, all missing their image, reset before each run; "
+        f"every AWS call sleeps {latency_s * 1000:g} ms first (a devtools.aws_hooks listener). The target row "
+        "models AWS as a remote service (bench.scenarios.Latency: writes answered as successful, reads with moto's "
+        "answer to the same read in the warm-up run): moto's own CPU (about 10 ms per conditional write here) would "
+        "otherwise run on this process's GIL, which real DynamoDB's does not; the row below keeps moto doing it all.",
+    )
+    return ScenarioResult("c2. parallel queueing", rows, details, mine, theirs)
+
+
 # ---------------------------------------------------------------------------------------------- d. cold start
 def function_folders(template: dict) -> dict[str, str]:
     """functions/<folder> with an app.py -> the logical id of the template function built from it."""
@@ -358,7 +463,7 @@ def _time_command(code: str, env: dict[str, str], cwd: Path) -> float:
     return elapsed
 
 
-def cold_start(stack: LocalStack, runs: int = 9) -> ScenarioResult:
+def cold_start(stack: LocalStack, runs: int = 15) -> ScenarioResult:
     """Median wall time of a fresh interpreter importing each handler, against `import boto3` and `pass`."""
     aws_variables = {k: v for k, v in fake_aws_variables().items() if k.startswith("AWS_")}
     base = {**_base_environment(), **aws_variables}
@@ -397,7 +502,11 @@ def cold_start(stack: LocalStack, runs: int = 9) -> ScenarioResult:
             )
         )
         net = (ms[folder] - ms["pass"]) / boto3_net if boto3_net > 0 else float("nan")
-        details.append(f"`{folder}`: {ms[folder]:,.1f} ms; beyond bare Python {net:.2f} × boto3's import")
+        paired = statistics.median(a / b for a, b in zip(timings[folder], timings["boto3"], strict=True))
+        details.append(
+            f"`{folder}`: {ms[folder]:,.1f} ms; median of the {runs} paired ratios {paired:.3f}; "
+            f"beyond bare Python {net:.2f} × boto3's import"
+        )
     return ScenarioResult("d. cold-start import", rows, details)
 
 

@@ -1,6 +1,7 @@
 """Chaos run: a few thousand image jobs on the embedded AWS with faults in every AWS call the service makes.
 
     python -m devtools.chaos [--records 6000] [--users 30] [--missing-ratio 0.5] [--fault-rate 0.05] [--seed 7]
+                             [--queue-workers N]
 
 Each HTTP attempt an AWS call makes inside a handler fails with probability --fault-rate: a refused
 connection before it (nothing happened), a read timeout after it (it took effect, the answer was lost)
@@ -16,6 +17,8 @@ a few times), and the worker drains the queue after each wave (waves keep moto's
 ReceiveMessage slows down with the square of the queue's length). Then rounds of draining, redriving the
 dead-letter queue and, two hours later on the simulated clock, the scheduled sweep, until every record
 that was missing has ended ready or failed.
+Faults are drawn in the order calls are made, so a seed gives the same run only when one thread makes
+them: the functions queue with their deployed pool of threads unless --queue-workers 1 asks for one.
 It prints the records missing before, generated, failed by reason, and what must be zero: lost,
 duplicated, dangling URLs and orphaned images. The exit status is 1 if any of those is not zero.
 """
@@ -64,6 +67,7 @@ class Options:
     missing_ratio: float = 0.5
     fault_rate: float = 0.05
     seed: int = 7
+    queue_workers: int | None = None  # marks in flight per queueing call (QUEUE_WORKERS); None: as deployed
 
     def dataset(self) -> Dataset:
         """The travel table to seed; ValueError for sizes that make none."""
@@ -124,10 +128,11 @@ class Chaos:
             below_retries=True,
         )
         self.injector.enabled = False
-        self.api = self._load("api")
+        queuers = {"QUEUE_WORKERS": str(options.queue_workers)} if options.queue_workers else {}
+        self.api = self._load("api", **queuers)
         self.worker = self._load("worker", IMAGE_PROVIDER="bedrock")
-        self.sweep = self._load("sweep")
-        self.tasks = self._load("tasks")
+        self.sweep = self._load("sweep", **queuers)
+        self.tasks = self._load("tasks", **queuers)
         self.sqs = boto3.client("sqs", region_name=REGION)
 
     def _load(self, function: str, **overrides: str) -> ModuleType:
@@ -246,7 +251,8 @@ def render(report: Report) -> str:
     failed = ", ".join(f"{reason} {count:,}" for reason, count in sorted(result.failed.items())) or "none"
     lines = [
         f"chaos: {result.missing_before:,} jobs · {options.records:,} records · {options.users:,} users · "
-        f"fault rate {options.fault_rate:.0%} per HTTP attempt · seed {options.seed}",
+        f"fault rate {options.fault_rate:.0%} per HTTP attempt · seed {options.seed}"
+        + (f" · queue workers {options.queue_workers}" if options.queue_workers else ""),
         f"AWS calls {report.calls:,} · faults {sum(report.faults.values()):,} "
         f"(before the request {report.faults['before']:,} · after it {report.faults['after']:,} · "
         f"crashes {report.faults['crash']:,})",
@@ -278,11 +284,13 @@ def parse(argv: Sequence[str] | None = None) -> tuple[Options, bool]:
     parser.add_argument("--missing-ratio", type=float, default=defaults.missing_ratio)
     parser.add_argument("--fault-rate", type=float, default=float(os.environ.get("FAULT_RATE", defaults.fault_rate)))
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--queue-workers", type=int, default=None, help="1: the same run for the same seed")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     if not 0 <= args.fault_rate < 1:
         parser.error(f"--fault-rate must be within [0, 1), got {args.fault_rate}")
-    return Options(args.records, args.users, args.missing_ratio, args.fault_rate, args.seed), args.json
+    options = Options(args.records, args.users, args.missing_ratio, args.fault_rate, args.seed, args.queue_workers)
+    return options, args.json
 
 
 def main(argv: Sequence[str] | None = None) -> int:

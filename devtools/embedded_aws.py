@@ -5,16 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import urllib.request
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from typing import Any
-from unittest import mock
+from contextlib import contextmanager
 
-from moto.dynamodb.models import DynamoDBBackend
 from moto.server import ThreadedMotoServer
 
+from devtools import moto_requests
 from devtools.template_resources import LocalStack, build_stack
 from image_recovery import aws
 
@@ -25,26 +22,6 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-# DynamoDB applies each conditional write atomically; moto's backend checks the condition and writes in
-# two steps, so two threads of its server can both pass the same condition. One lock restores atomicity.
-_ATOMIC_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
-
-
-@contextmanager
-def _atomic_dynamodb_writes() -> Iterator[None]:
-    lock = threading.RLock()
-    with ExitStack() as patches:
-        for name in _ATOMIC_WRITES:
-            write = getattr(DynamoDBBackend, name)
-
-            def atomic(*args: Any, _write: Any = write, **kwargs: Any) -> Any:
-                with lock:
-                    return _write(*args, **kwargs)
-
-            patches.enter_context(mock.patch.object(DynamoDBBackend, name, atomic))
-        yield
 
 
 @contextmanager
@@ -67,9 +44,9 @@ def embedded_aws() -> Iterator[LocalStack]:
     )
     os.environ.pop("AWS_PROFILE", None)
     aws.reset()  # clients made before now point elsewhere
+    moto_requests.serialize()  # one request at a time, each atomic, as AWS applies them
     try:
-        with _atomic_dynamodb_writes():
-            yield build_stack(region=REGION)
+        yield build_stack(region=REGION)
     finally:
         aws.reset()
         server.stop()

@@ -10,7 +10,7 @@ from types import ModuleType
 import pytest
 from moto import mock_aws
 
-from devtools import speedups
+from devtools import moto_requests, speedups
 from devtools.lambda_runtime import LambdaContext, load_handler
 from devtools.seed import put_items, sample_items
 from devtools.streams import LocalStream
@@ -21,6 +21,7 @@ from image_recovery.observability import metrics
 REGION = "us-east-1"
 
 speedups.apply()  # botocore's service data parsed once per process, one KMS key pair (see devtools/speedups.py)
+moto_requests.serialize()  # each moto request atomic, as AWS's are, whatever threads call it
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -88,12 +88,16 @@ def test_a_tiny_run_produces_every_row_and_the_naive_listing_reads_the_whole_tab
         listing = scenarios.listing(bench)
         sweep = scenarios.sweep(bench)
         queueing = scenarios.queueing(bench, records=12)
+        parallel = scenarios.parallel_queueing(bench, ids=12, latency_s=0.001)
     rendering = scenarios.renderer(images=2, repeat=1)
 
     assert listing.naive.counts.items_by("Scan") == records
     assert sweep.naive.counts.items_by("Scan") == records
     assert sweep.naive.counts.calls("SendMessage", "sqs") == dataset.missing_count == 15
     assert queueing.naive.counts.total_requests == 2 * 12
+    # the pool and the pool of one make the same calls: 12 marks, 2 sends, the batch, its counter, the read
+    assert parallel.ours.counts.calls("UpdateItem", "dynamodb") == parallel.naive.counts.calls("UpdateItem", "dynamodb")
+    assert parallel.ours.counts.calls("SendMessageBatch", "sqs") == 2
     for result, prefix in (
         (listing, "listing one user: records read"),
         (listing, "listing one user: requests"),
@@ -102,9 +106,11 @@ def test_a_tiny_run_produces_every_row_and_the_naive_listing_reads_the_whole_tab
         (queueing, "queueing 12 records: requests"),
         (queueing, "queueing 12 records: SQS send calls"),
         (rendering, "local renderer: images per second"),
+        (parallel, "POST /image-jobs, 12 ids, 1 ms per AWS call, AWS modelled as remote: wall time"),
+        (parallel, "POST /image-jobs, 12 ids, 1 ms per AWS call, every call done by moto: wall time"),
     ):
         row = result.row(prefix)
         assert row.ours is not None and row.ours > 0
-    markdown = results.table([listing, sweep, queueing, rendering])
+    markdown = results.table([listing, sweep, queueing, parallel, rendering])
     assert markdown.startswith("| scenario | ours | naive | ratio | target | met? |")
-    assert markdown.count("\n") == 1 + sum(len(r.rows) for r in (listing, sweep, queueing, rendering))
+    assert markdown.count("\n") == 1 + sum(len(r.rows) for r in (listing, sweep, queueing, parallel, rendering))

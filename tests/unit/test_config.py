@@ -8,7 +8,7 @@ import pytest
 
 from devtools.lambda_runtime import load_handler
 from image_recovery import aws
-from image_recovery.config import ApiSettings, SweepSettings, WorkerSettings
+from image_recovery.config import ApiSettings, IndexerSettings, SweepSettings, WorkerSettings
 from image_recovery.errors import ConfigurationError
 
 COMMON = {"AWS_REGION": "eu-west-1", "TRAVEL_TABLE_NAME": "travel", "BATCH_TABLE_NAME": "batches"}
@@ -184,6 +184,22 @@ def test_sweep_segments_outside_1_to_64_are_rejected(segments: str) -> None:
 def test_max_ids_per_request_out_of_range_is_rejected(value: str) -> None:
     with pytest.raises(ConfigurationError, match="MAX_IDS_PER_REQUEST"):
         ApiSettings.from_env(env(ApiSettings, MAX_IDS_PER_REQUEST=value))
+
+
+def test_queue_workers_default_to_ten_and_stay_within_the_sdks_connection_pool() -> None:
+    assert ApiSettings.from_env(env(ApiSettings)).queue_workers == 10
+    assert ApiSettings.from_env(env(ApiSettings, QUEUE_WORKERS=" 1 ")).queue_workers == 1
+    for value in ("0", "11", "ten", "1.5"):
+        with pytest.raises(ConfigurationError, match="QUEUE_WORKERS"):
+            ApiSettings.from_env(env(ApiSettings, QUEUE_WORKERS=value))
+
+
+@pytest.mark.parametrize(("value", "parsed"), [("true", True), ("False", False), (" 1 ", True), ("off", False)])
+def test_queue_new_records_is_a_boolean(value: str, parsed: bool) -> None:
+    indexer = {**COMMON, "JOB_QUEUE_URL": "https://sqs/jobs", "IMAGE_BUCKET_NAME": "images", "QUEUE_NEW_RECORDS": value}
+    assert IndexerSettings.from_env(indexer).queue_new_records is parsed
+    with pytest.raises(ConfigurationError, match="QUEUE_NEW_RECORDS"):
+        IndexerSettings.from_env({**indexer, "QUEUE_NEW_RECORDS": "maybe"})
 
 
 # ------------------------------------------------------------------ cold start of the real handler

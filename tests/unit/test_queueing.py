@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from image_recovery import queueing
+from image_recovery.batches import JobState
 from image_recovery.jobs import ImageJob
 from image_recovery.models import EntityType, Reservation, Segment, TravelRecord, Trip
 from image_recovery.queueing import FAILED, QUEUED, SKIPPED, ItemOutcome, JobQueue, Queuer
@@ -56,9 +60,13 @@ class FakeRecords:
 @dataclass
 class FakeBatches:
     added: list[tuple[str, int]] = field(default_factory=list)
+    moved: list[tuple[str, str, str]] = field(default_factory=list)  # (batch id, job id, state)
 
     def add_queued(self, batch_id: str, count: int) -> None:
         self.added.append((batch_id, count))
+
+    def move(self, batch_id: str, job_id: str, state: JobState) -> None:
+        self.moved.append((batch_id, job_id, state.value))
 
     @property
     def total(self) -> int:
@@ -77,13 +85,13 @@ class FakeSqs:
         self.calls.append({"QueueUrl": QueueUrl, "Entries": Entries})
         if len(self.calls) in self.raise_on:
             raise ConnectionError("SQS endpoint unreachable")
-        refused = [e for e in Entries if ImageJob.model_validate_json(e["MessageBody"]).record_id in self.refuse]
+        refused = [e for e in Entries if ImageJob.from_json(e["MessageBody"]).record_id in self.refuse]
         failed = [{"Id": e["Id"], "SenderFault": False, "Code": "InternalError"} for e in refused]
         ok = [{"Id": e["Id"], "MessageId": f"m-{e['Id']}"} for e in Entries if e not in refused]
         return {"Successful": ok, **({"Failed": failed} if failed else {})}
 
     def jobs(self) -> list[ImageJob]:
-        return [ImageJob.model_validate_json(e["MessageBody"]) for call in self.calls for e in call["Entries"]]
+        return [ImageJob.from_json(e["MessageBody"]) for call in self.calls for e in call["Entries"]]
 
 
 @dataclass
@@ -92,9 +100,12 @@ class Harness:
     batches: FakeBatches = field(default_factory=FakeBatches)
     sqs: FakeSqs = field(default_factory=FakeSqs)
 
-    def queue(self, candidates: list[TravelRecord], *, named: bool = True) -> list[ItemOutcome]:
-        queuer = Queuer(self.records, self.batches, JobQueue(lambda: self.sqs, QUEUE_URL))  # type: ignore[arg-type]
-        return list(queuer.queue(candidates, batch_id=BATCH, style_id=STYLE, named=named))
+    def queue(
+        self, candidates: list[TravelRecord], *, named: bool = True, stale_before: str | None = None, workers: int = 10
+    ) -> list[ItemOutcome]:
+        queue = JobQueue(lambda: self.sqs, QUEUE_URL)
+        queuer = Queuer(self.records, self.batches, queue, workers=workers)  # type: ignore[arg-type]
+        return list(queuer.queue(candidates, batch_id=BATCH, style_id=STYLE, named=named, stale_before=stale_before))
 
 
 @pytest.fixture
@@ -134,8 +145,8 @@ def test_each_message_is_a_versioned_job_for_its_record(harness: Harness) -> Non
     jobs = harness.sqs.jobs()
     assert [(j.pk, j.sk, j.record_id) for j in jobs] == [(r.pk, r.sk, r.id) for r in records]
     assert {(j.version, j.entity_type, j.batch_id, j.style_id) for j in jobs} == {(1, EntityType.TRIP, BATCH, STYLE)}
-    # the job id sent is the one the record was marked with, and each job is distinct
-    assert [j.job_id for j in jobs] == [job_id for _, job_id in harness.records.queued]
+    # the job id sent is the one the record was marked with (marks run concurrently: in any order), each distinct
+    assert {j.record_id: j.job_id for j in jobs} == dict(harness.records.queued)
     assert len({j.job_id for j in jobs}) == 12
 
 
@@ -327,6 +338,111 @@ def test_outcomes_come_back_in_input_order(harness: Harness) -> None:
 
     assert [o.id for o in outcomes] == [r.id for r in records]
     assert [o.outcome for o in outcomes[:6]] == [SKIPPED, FAILED, QUEUED, QUEUED, QUEUED, SKIPPED]
+
+
+# ------------------------------------------------------------------ marks in parallel
+@dataclass
+class SlowRecords(FakeRecords):
+    """Each mark takes a while, like a DynamoDB round trip; counts how many run at the same time, and where."""
+
+    seconds: float = 0.02
+    in_flight: int = 0
+    most_in_flight: int = 0
+    threads: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def mark_queued(self, record: TravelRecord, **kwargs: Any) -> bool:
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            self.threads.add(threading.current_thread().name)
+        time.sleep(self.seconds)
+        try:
+            return super().mark_queued(record, **kwargs)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+@pytest.mark.parametrize(("workers", "most"), [(1, 1), (4, 4), (10, 10)])
+def test_marks_run_on_a_bounded_pool_and_outcomes_keep_their_order(workers: int, most: int) -> None:
+    # Given 35 records, one of which fails to store and one SQS refuses
+    harness = Harness(records=SlowRecords(failing={"t07"}), sqs=FakeSqs(refuse={"t21"}))
+    records = trips(35)
+
+    # When they are queued on a pool of `workers`
+    outcomes = harness.queue(records, workers=workers)
+
+    # Then at most `workers` marks (and no more threads) ran at once, the outcomes are in input order,
+    # and each record's fate is its own
+    assert harness.records.most_in_flight == most
+    assert len(harness.records.threads) == workers
+    assert threading.current_thread().name not in harness.records.threads
+    assert [o.id for o in outcomes] == [r.id for r in records]
+    assert outcomes_by_id(outcomes)["t07"] == (FAILED, "storage_error")
+    assert outcomes_by_id(outcomes)["t21"] == (FAILED, "enqueue_failed")
+    assert sum(o.outcome == QUEUED for o in outcomes) == 33
+    assert [len(call["Entries"]) for call in harness.sqs.calls] == [9, 10, 10, 5]  # t07 was never marked
+
+
+def test_parallel_marks_take_a_fraction_of_the_sequential_time() -> None:
+    times = {}
+    for workers in (1, 10):
+        harness = Harness(records=SlowRecords(seconds=0.01))
+        started = time.perf_counter()
+        harness.queue(trips(50), workers=workers)
+        times[workers] = time.perf_counter() - started
+
+    assert times[10] < times[1] / 3
+
+
+def test_metrics_are_added_on_the_calling_thread_only(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a stuck record (in flight with no progress since the cut-off) among others
+    added: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        queueing.metrics, "add_metric", lambda name, **_: added.append((name, threading.current_thread().name))
+    )
+    stuck = make_trip(
+        "t01", image_status="queued", image_updated_at="2026-01-01T00:00:00Z", image_batch_id="b0", image_job_id="j0"
+    )
+
+    outcomes = harness.queue([make_trip("t00"), stuck], stale_before="2026-06-01T00:00:00Z")
+
+    # Then it was taken over, its old job ended in its old batch, and every metric came from this thread
+    assert [o.outcome for o in outcomes] == [QUEUED, QUEUED]
+    assert harness.batches.moved == [("b0", "j0", "failed")]
+    assert {name for name, _ in added} == {"StuckJobsRequeued", "JobsQueued", "JobsSkipped"}
+    assert {thread for _, thread in added} == {threading.current_thread().name}
+
+
+class Crash(BaseException):
+    """The invocation dies (as an injected crash does in the chaos run): not a storage error of one record."""
+
+
+def test_after_a_crash_no_further_mark_starts_and_nothing_is_sent_for_the_unsent_chunks() -> None:
+    # Given 60 records, and a crash while the sixth is being marked
+    records = SlowRecords(seconds=0.005)
+    original = records.mark_queued
+
+    def mark_queued(record: TravelRecord, **kwargs: Any) -> bool:
+        if record.id == "t05":
+            raise Crash
+        return original(record, **kwargs)
+
+    records.mark_queued = mark_queued  # type: ignore[method-assign]
+    harness = Harness(records=records)
+
+    # When they are queued, Then the crash ends the call; no record beyond the chunks marked ahead was touched
+    with pytest.raises(Crash):
+        harness.queue(trips(60), workers=1)
+    assert {record_id for record_id, _ in harness.records.queued} <= {f"t{i:02d}" for i in range(20)}
+    assert harness.sqs.calls == []
+
+
+@pytest.mark.parametrize("workers", [0, 11])
+def test_the_pool_size_is_bounded(workers: int) -> None:
+    with pytest.raises(ValueError, match="workers"):
+        Queuer(FakeRecords(), FakeBatches(), JobQueue(FakeSqs, QUEUE_URL), workers=workers)  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------ JobQueue

@@ -42,7 +42,7 @@ def _job_queue(settings: ApiSettings | SweepSettings | IndexerSettings | TasksSe
 
 
 def _queuer(settings: ApiSettings | SweepSettings | IndexerSettings | TasksSettings) -> Queuer:
-    return Queuer(RecordRepository(), BatchRepository(), _job_queue(settings))
+    return Queuer(RecordRepository(), BatchRepository(), _job_queue(settings), workers=settings.queue_workers)
 
 
 def api(settings: ApiSettings) -> Api:

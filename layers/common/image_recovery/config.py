@@ -2,61 +2,126 @@
 
 Each handler validates only what it needs; a missing or empty variable fails the cold start
 with a message that names it, instead of a KeyError deep inside the first request.
+
+Plain dataclasses and a few parsers rather than pydantic: these checks are a dozen lines, and importing
+pydantic would cost every function about 100 ms of cold start (docs/benchmark.md).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Mapping
-from typing import Annotated, Literal, Self
-
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Self
 
 from image_recovery.errors import ConfigurationError
 
-NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+_TRUE = {"1", "true", "t", "yes", "y", "on"}
+_FALSE = {"0", "false", "f", "no", "n", "off"}
 
 
-class CommonSettings(BaseModel):
-    # Built on first use: each function validates one of these classes, not all four.
-    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value.strip()
 
-    region: NonEmpty = Field(validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
-    travel_table: NonEmpty = Field(validation_alias="TRAVEL_TABLE_NAME")
-    batch_table: NonEmpty = Field(validation_alias="BATCH_TABLE_NAME")
+
+def _stripped(value: str) -> str:
+    return value.strip()
+
+
+def _as_is(value: str) -> str:
+    return value
+
+
+def _boolean(value: str) -> bool:
+    word = value.strip().lower()
+    if word not in _TRUE | _FALSE:
+        raise ValueError("must be true or false")
+    return word in _TRUE
+
+
+def _integer(low: int, high: int | None = None) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        if not re.fullmatch(r"[+-]?\d+", value.strip()):
+            raise ValueError("must be a whole number")
+        number = int(value)
+        if number < low or (high is not None and number > high):
+            raise ValueError(f"must be at least {low}" + (f" and at most {high}" if high is not None else ""))
+        return number
+
+    return parse
+
+
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(repr(c) for c in choices)}")
+        return value
+
+    return parse
+
+
+def _variable(*names: str, parse: Callable[[str], Any] = _non_empty, default: Any = dataclasses.MISSING) -> Any:
+    """A setting read from the first of `names` that is set (parsed), else `default`; required without one."""
+    return dataclasses.field(default=default, metadata={"names": names, "parse": parse})
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommonSettings:
+    region: str = _variable("AWS_REGION", "AWS_DEFAULT_REGION")
+    travel_table: str = _variable("TRAVEL_TABLE_NAME")
+    batch_table: str = _variable("BATCH_TABLE_NAME")
+    # conditional marks in flight at once while queueing (image_recovery.queueing): at most the SDK's
+    # 10 connections per client
+    queue_workers: int = _variable("QUEUE_WORKERS", parse=_integer(1, 10), default=10)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
-        try:
-            return cls.model_validate(dict(os.environ if environ is None else environ))
-        except ValidationError as error:
-            problems = [f"{issue['loc'][0] if issue['loc'] else '?'}: {issue['msg']}" for issue in error.errors()]
-            raise ConfigurationError(f"{cls.__name__} is misconfigured: " + "; ".join(problems)) from None
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        problems = []
+        for setting in dataclasses.fields(cls):
+            names = setting.metadata["names"]
+            name = next((n for n in names if n in environ), None)
+            if name is None:
+                if setting.default is dataclasses.MISSING:
+                    problems.append(f"{names[0]}: required")
+                continue
+            try:
+                values[setting.name] = setting.metadata["parse"](environ[name])
+            except ValueError as error:
+                problems.append(f"{name}: {error}")
+        if problems:
+            raise ConfigurationError(f"{cls.__name__} is misconfigured: " + "; ".join(problems))
+        return cls(**values)
 
 
+@dataclass(frozen=True, kw_only=True)
 class ApiSettings(CommonSettings):
-    job_queue_url: NonEmpty = Field(validation_alias="JOB_QUEUE_URL")
-    task_queue_url: NonEmpty = Field(validation_alias="TASK_QUEUE_URL")
-    max_ids_per_request: int = Field(default=100, ge=1, le=1000, validation_alias="MAX_IDS_PER_REQUEST")
+    job_queue_url: str = _variable("JOB_QUEUE_URL")
+    task_queue_url: str = _variable("TASK_QUEUE_URL")
+    max_ids_per_request: int = _variable("MAX_IDS_PER_REQUEST", parse=_integer(1, 1000), default=100)
     # a regeneration left queued or generating this long is taken over by the next request for it
-    stuck_after_minutes: int = Field(default=60, ge=1, validation_alias="STUCK_AFTER_MINUTES")
+    stuck_after_minutes: int = _variable("STUCK_AFTER_MINUTES", parse=_integer(1), default=60)
 
 
+@dataclass(frozen=True, kw_only=True)
 class WorkerSettings(CommonSettings):
-    idempotency_table: NonEmpty = Field(validation_alias="IDEMPOTENCY_TABLE_NAME")
-    image_bucket: NonEmpty = Field(validation_alias="IMAGE_BUCKET_NAME")
-    image_provider: Literal["bedrock", "local"] = Field(validation_alias="IMAGE_PROVIDER")
-    bedrock_model_id: NonEmpty = Field(validation_alias="BEDROCK_MODEL_ID")
+    idempotency_table: str = _variable("IDEMPOTENCY_TABLE_NAME")
+    image_bucket: str = _variable("IMAGE_BUCKET_NAME")
+    image_provider: str = _variable("IMAGE_PROVIDER", parse=_one_of("bedrock", "local"))
+    bedrock_model_id: str = _variable("BEDROCK_MODEL_ID")
     # where Bedrock serves the model, when that is not the function's own region (empty: the function's)
-    bedrock_region: Annotated[str, StringConstraints(strip_whitespace=True)] = Field(
-        default="", validation_alias="BEDROCK_REGION"
-    )
-    image_url_base: str = Field(default="", validation_alias="IMAGE_URL_BASE")
-    job_queue_url: NonEmpty = Field(validation_alias="JOB_QUEUE_URL")
+    bedrock_region: str = _variable("BEDROCK_REGION", parse=_stripped, default="")
+    image_url_base: str = _variable("IMAGE_URL_BASE", parse=_as_is, default="")
+    job_queue_url: str = _variable("JOB_QUEUE_URL")
     # Must equal the queue's maxReceiveCount: the worker marks a record failed on the last delivery.
-    max_receive_count: int = Field(default=5, ge=1, validation_alias="MAX_RECEIVE_COUNT")
+    max_receive_count: int = _variable("MAX_RECEIVE_COUNT", parse=_integer(1), default=5)
     # The account's Bedrock quota for the model, requests a minute (BedrockRequestsPerMinute); 0: no governor.
-    bedrock_requests_per_minute: int = Field(default=0, ge=0, validation_alias="BEDROCK_REQUESTS_PER_MINUTE")
+    bedrock_requests_per_minute: int = _variable("BEDROCK_REQUESTS_PER_MINUTE", parse=_integer(0), default=0)
 
     @property
     def model_region(self) -> str:
@@ -70,27 +135,30 @@ class WorkerSettings(CommonSettings):
         return self.image_provider == "bedrock" and self.bedrock_requests_per_minute > 0
 
 
+@dataclass(frozen=True, kw_only=True)
 class SweepSettings(CommonSettings):
-    job_queue_url: NonEmpty = Field(validation_alias="JOB_QUEUE_URL")
-    sweep_max_jobs: int = Field(default=1000, ge=1, validation_alias="SWEEP_MAX_JOBS")
-    sweep_segments: int = Field(default=4, ge=1, le=64, validation_alias="SWEEP_SEGMENTS")
-    stuck_after_minutes: int = Field(default=60, ge=1, validation_alias="STUCK_AFTER_MINUTES")
+    job_queue_url: str = _variable("JOB_QUEUE_URL")
+    sweep_max_jobs: int = _variable("SWEEP_MAX_JOBS", parse=_integer(1), default=1000)
+    sweep_segments: int = _variable("SWEEP_SEGMENTS", parse=_integer(1, 64), default=4)
+    stuck_after_minutes: int = _variable("STUCK_AFTER_MINUTES", parse=_integer(1), default=60)
     # records whose jobs failed for a transient reason: re-queued at most this many times, the n-th no sooner
     # than delay × 2^(n-1) after the failure (0 turns automatic retries off)
-    retry_limit: int = Field(default=3, ge=0, le=20, validation_alias="SWEEP_RETRY_LIMIT")
-    retry_delay_minutes: int = Field(default=60, ge=1, validation_alias="SWEEP_RETRY_DELAY_MINUTES")
+    retry_limit: int = _variable("SWEEP_RETRY_LIMIT", parse=_integer(0, 20), default=3)
+    retry_delay_minutes: int = _variable("SWEEP_RETRY_DELAY_MINUTES", parse=_integer(1), default=60)
 
 
+@dataclass(frozen=True, kw_only=True)
 class IndexerSettings(CommonSettings):
-    job_queue_url: NonEmpty = Field(validation_alias="JOB_QUEUE_URL")
-    image_bucket: NonEmpty = Field(validation_alias="IMAGE_BUCKET_NAME")
-    queue_new_records: bool = Field(default=False, validation_alias="QUEUE_NEW_RECORDS")
+    job_queue_url: str = _variable("JOB_QUEUE_URL")
+    image_bucket: str = _variable("IMAGE_BUCKET_NAME")
+    queue_new_records: bool = _variable("QUEUE_NEW_RECORDS", parse=_boolean, default=False)
 
 
+@dataclass(frozen=True, kw_only=True)
 class TasksSettings(CommonSettings):
-    job_queue_url: NonEmpty = Field(validation_alias="JOB_QUEUE_URL")
-    image_bucket: NonEmpty = Field(validation_alias="IMAGE_BUCKET_NAME")
-    task_queue_url: NonEmpty = Field(validation_alias="TASK_QUEUE_URL")
-    repair_segments: int = Field(default=8, ge=1, le=256, validation_alias="REPAIR_SEGMENTS")
+    job_queue_url: str = _variable("JOB_QUEUE_URL")
+    image_bucket: str = _variable("IMAGE_BUCKET_NAME")
+    task_queue_url: str = _variable("TASK_QUEUE_URL")
+    repair_segments: int = _variable("REPAIR_SEGMENTS", parse=_integer(1, 256), default=8)
     # items per Scan page: bounds the work between two checks of the remaining time
-    repair_page_size: int = Field(default=1000, ge=1, le=10_000, validation_alias="REPAIR_PAGE_SIZE")
+    repair_page_size: int = _variable("REPAIR_PAGE_SIZE", parse=_integer(1, 10_000), default=1000)

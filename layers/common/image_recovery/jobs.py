@@ -2,36 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import dataclasses
+from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
-
+from image_recovery.messages import NON_EMPTY, Message, rule
 from image_recovery.models import EntityType, TravelRecord
 
 JOB_VERSION = 1
+# ids the service made (uuid hex, uuid, "sweep-<uuid>"): they name S3 objects, so nothing else is accepted
+_SERVICE_ID = r"\A[A-Za-z0-9-]{1,64}\Z"
 
 
-class ImageJob(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore", defer_build=True
-    )
-
-    version: Literal[1] = JOB_VERSION
-    # ids the service made (uuid hex, uuid, "sweep-<uuid>"): they name S3 objects, so nothing else is accepted
-    job_id: str = Field(pattern=r"^[A-Za-z0-9-]{1,64}$")
-    batch_id: str = Field(pattern=r"^[A-Za-z0-9-]{1,64}$")
-    pk: str = Field(pattern=r"^USER#[^#]+$")
-    sk: str = Field(pattern=r"^TRIP#")
-    entity_type: EntityType
-    record_id: str = Field(min_length=1)
-    style_id: str = Field(min_length=1)
+@dataclass(frozen=True, kw_only=True)
+class ImageJob(Message):
+    version: int = rule(int, choices=(JOB_VERSION,), default=JOB_VERSION)
+    job_id: str = rule(str, pattern=_SERVICE_ID)
+    batch_id: str = rule(str, pattern=_SERVICE_ID)
+    pk: str = rule(str, pattern=r"\AUSER#[^#]+\Z")
+    sk: str = rule(str, pattern=r"\ATRIP#")
+    entity_type: EntityType = rule(str, convert=EntityType)
+    record_id: str = rule(str, pattern=NON_EMPTY)
+    style_id: str = rule(str, pattern=NON_EMPTY)
     # A job handed back to the queue (no Bedrock slot soon enough, or too little time left) travels on as a
     # new message, so that SQS's receive count, which dead-letters at MaxReceiveCount, counts only real
     # attempts. The new message carries what its receive count cannot: the attempts made before it, and
     # how often the job was handed back. Optional, so messages without them (and older workers) still work.
-    earlier_attempts: int = Field(default=0, ge=0)
-    deferrals: int = Field(default=0, ge=0)
+    earlier_attempts: int = rule(int, minimum=0, default=0)
+    deferrals: int = rule(int, minimum=0, default=0)
 
     @classmethod
     def for_record(cls, record: TravelRecord, *, job_id: str, batch_id: str, style_id: str) -> ImageJob:
@@ -51,11 +48,8 @@ class ImageJob(BaseModel):
 
     def handed_back(self, receive_count: int) -> ImageJob:
         """The job for its next message: this delivery (`receive_count`) was not an attempt."""
-        return self.model_copy(
-            update={"earlier_attempts": self.attempt(receive_count) - 1, "deferrals": self.deferrals + 1}
-        )
+        return dataclasses.replace(self, earlier_attempts=self.attempt(receive_count) - 1, deferrals=self.deferrals + 1)
 
     def to_message(self) -> str:
         """The message body: a first message is exactly DESIGN §4's; the hand-back fields once they count."""
-        unused = {name for name in ("earlier_attempts", "deferrals") if not getattr(self, name)}
-        return self.model_dump_json(by_alias=True, exclude=unused)
+        return self.to_json(omit_defaults=("earlier_attempts", "deferrals"))

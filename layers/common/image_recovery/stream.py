@@ -7,10 +7,9 @@ from collections import Counter
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from image_recovery.batch_items import partial_batch_response, records_of, stream_sequence_number
 from image_recovery.cleanup import ImageCleaner
 from image_recovery.index_state import IndexState
 from image_recovery.indexing import reconcile
@@ -38,15 +37,12 @@ class StreamIndexer:
         self._styles = styles
         self._queuer = queuer
         self._queue_new_records = queue_new_records
-        self._processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
 
     def handle(self, event: dict, context: LambdaContext) -> dict[str, Any]:
         self._index.note_stream_active()
         self._changes: Counter[str] = Counter()
         self._new: list[TravelRecord] = []
-        response = process_partial_response(
-            event=event, record_handler=self._record, processor=self._processor, context=context
-        )
+        response = partial_batch_response(records_of(event), self._record, stream_sequence_number)
         if self._new:
             self._queue(self._new)
         metrics.add_metric(
@@ -55,8 +51,8 @@ class StreamIndexer:
         logger.info("stream batch indexed", extra=dict(self._changes))
         return response
 
-    def _record(self, record: DynamoDBRecord) -> None:
-        change = record.raw_event.get("dynamodb") or {}
+    def _record(self, record: dict) -> None:
+        change = record.get("dynamodb") or {}
         new_image = change.get("NewImage")
         if not new_image:  # a deletion: nothing left to index, but its images are nobody's now
             if self._cleaner.record_deleted(change.get("Keys") or {}):
@@ -69,7 +65,7 @@ class StreamIndexer:
             self._changes["image_replaced"] += 1
         elif found is not None and self._cleaner.adopt_copy(found):
             self._changes["copy_adopted"] += 1
-        is_new_record = record.event_name and record.event_name.name == "INSERT"
+        is_new_record = record.get("eventName") == "INSERT"
         if self._queue_new_records and is_new_record and found is not None and found.image_missing:
             self._new.append(found)
 

@@ -8,19 +8,19 @@ reached, so any amount of work is covered by a chain of short invocations.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
-from pydantic.alias_generators import to_camel
 
 from image_recovery.batches import BatchRepository
 from image_recovery.cleanup import ImageCleaner
 from image_recovery.index_state import IndexState
 from image_recovery.indexing import IndexChange, reconcile, scan_segment
+from image_recovery.messages import Message, rule
 from image_recovery.models import is_failed
 from image_recovery.observability import logger, metrics
 from image_recovery.queueing import Queuer, chunked
@@ -29,42 +29,51 @@ from image_recovery.repository import RecordRepository
 QUEUE_PAGE_SIZE = 100
 
 
-class _Task(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, defer_build=True)
+@dataclass(frozen=True, kw_only=True)
+class _Task(Message):
+    version: int = rule(int, choices=(1,), default=1)
+    start_key: dict[str, Any] | None = rule(dict, None, default=None)
 
-    version: Literal[1] = 1
-    start_key: dict[str, Any] | None = None
 
-
+@dataclass(frozen=True, kw_only=True)
 class QueueMissingTask(_Task):
-    kind: Literal["queue-missing"] = "queue-missing"
-    batch_id: str
-    user_id: str
-    style_id: str
-    selection: Literal["all", "failed"]
-    from_index: bool  # where the first page came from; the keys that follow only make sense there
+    kind: str = rule(str, choices=("queue-missing",), default="queue-missing")
+    batch_id: str = rule(str)
+    user_id: str = rule(str)
+    style_id: str = rule(str)
+    selection: str = rule(str, choices=("all", "failed"))
+    from_index: bool = rule(bool)  # where the first page came from; the keys that follow only make sense there
 
 
+@dataclass(frozen=True, kw_only=True)
 class RepairSegmentTask(_Task):
-    kind: Literal["repair-segment"] = "repair-segment"
-    run_id: str
-    segment: int = Field(ge=0)
-    total_segments: int = Field(ge=1)
+    kind: str = rule(str, choices=("repair-segment",), default="repair-segment")
+    run_id: str = rule(str)
+    segment: int = rule(int, minimum=0)
+    total_segments: int = rule(int, minimum=1)
 
 
+@dataclass(frozen=True, kw_only=True)
 class AuditImagesTask(_Task):
-    kind: Literal["audit-images"] = "audit-images"
-    continuation_token: str | None = None  # where the bucket listing resumes
+    kind: str = rule(str, choices=("audit-images",), default="audit-images")
+    continuation_token: str | None = rule(str, None, default=None)  # where the bucket listing resumes
 
 
 AnyTask = QueueMissingTask | RepairSegmentTask | AuditImagesTask
-Task = Annotated[AnyTask, Field(discriminator="kind")]
+_KINDS: dict[str, type[AnyTask]] = {
+    "queue-missing": QueueMissingTask,
+    "repair-segment": RepairSegmentTask,
+    "audit-images": AuditImagesTask,
+}
 
 
-@cache
-def task_adapter() -> TypeAdapter[AnyTask]:
-    """Parses either task from its JSON; built on first use (the API sends tasks but never reads them)."""
-    return TypeAdapter(Task)
+def parse_task(body: str) -> AnyTask:
+    """Either task from its JSON, told apart by its kind; ValueError for anything else."""
+    data = json.loads(body)
+    kind = data.get("kind") if isinstance(data, dict) else None
+    if kind not in _KINDS:
+        raise ValueError(f"not a task: kind {kind!r}")
+    return _KINDS[kind].from_data(data)
 
 
 class TaskQueue:
@@ -74,7 +83,7 @@ class TaskQueue:
 
     def send(self, *tasks: AnyTask) -> None:
         for chunk in chunked(tasks, 10):
-            entries = [{"Id": str(i), "MessageBody": t.model_dump_json(by_alias=True)} for i, t in enumerate(chunk)]
+            entries = [{"Id": str(i), "MessageBody": t.to_json()} for i, t in enumerate(chunk)]
             response = self._client().send_message_batch(QueueUrl=self._queue_url, Entries=entries)
             if response.get("Failed"):
                 raise RuntimeError(f"SQS refused {len(response['Failed'])} task(s): {response['Failed']}")
@@ -129,7 +138,7 @@ class TaskRunner:
                 summary = {"kind": task.kind, "removed": removed, "done": True}
                 break
             if time_is_up():
-                self._tasks.send(task.model_copy(update={"continuation_token": token}))
+                self._tasks.send(replace(task, continuation_token=token))
                 summary = {"kind": task.kind, "removed": removed, "done": False}
                 break
         logger.info("image audit progress", extra=summary)
@@ -152,7 +161,7 @@ class TaskRunner:
                 self._batches.mark_complete(task.batch_id)
                 return {"kind": task.kind, "queued": queued, "done": True}
             if time_is_up():
-                self._tasks.send(task.model_copy(update={"start_key": key}))
+                self._tasks.send(replace(task, start_key=key))
                 return {"kind": task.kind, "queued": queued, "done": False}
 
     def _repair(self, task: RepairSegmentTask, time_is_up: Callable[[], bool]) -> dict:
@@ -165,7 +174,7 @@ class TaskRunner:
             for item in items:
                 changes[reconcile(item, "repair").change] += 1
             if next_key and time_is_up():
-                self._tasks.send(task.model_copy(update={"start_key": next_key}))
+                self._tasks.send(replace(task, start_key=next_key))
                 done = False
                 break
         if done and self._index.segment_repaired(task.run_id):

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
     idempotent_function,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, Json
 
 from image_recovery import aws
+from image_recovery.batch_items import partial_batch_response, records_of, sqs_message_id
 from image_recovery.batches import BatchRepository
 from image_recovery.config import WorkerSettings
 from image_recovery.governor import Deferred, DynamoBudgetStore, Policy, RateGovernor
@@ -59,21 +59,28 @@ def retry_delay_seconds(attempt: int) -> int:
     return min(RETRY_BASE_SECONDS * 2 ** max(attempt - 1, 0), RETRY_MAX_SECONDS)
 
 
-class _DeliveryAttributes(BaseModel):
-    ApproximateReceiveCount: int
+@dataclass(frozen=True)
+class JobRecord:
+    """The parts of an SQS record the worker reads; a record that does not carry a job fails alone."""
 
+    message_id: str
+    receipt_handle: str
+    job: ImageJob
+    receive_count: int  # SQS's ApproximateReceiveCount: this message's delivery number
 
-class JobRecord(BaseModel):
-    """The parts of an SQS record the worker reads; a body that is not a job fails that record alone.
+    @property
+    def attempt(self) -> int:
+        """The job's attempt, across the messages it travelled in (image_recovery.jobs.ImageJob.attempt)."""
+        return self.job.attempt(self.receive_count)
 
-    Our own small model rather than Powertools' SqsRecordModel: importing the parser's model package
-    loads every event source's models, about 50 ms of cold start for fields we never read.
-    """
-
-    messageId: str
-    receiptHandle: str
-    body: Json[ImageJob]
-    attributes: _DeliveryAttributes
+    @classmethod
+    def parse(cls, record: dict) -> JobRecord:
+        """ValueError (or KeyError, TypeError) for a record that is not an SQS delivery of a job."""
+        message_id, receipt_handle = record["messageId"], record["receiptHandle"]
+        if not isinstance(message_id, str) or not isinstance(receipt_handle, str):
+            raise TypeError("messageId and receiptHandle must be strings")
+        receive_count = int(record["attributes"]["ApproximateReceiveCount"])
+        return cls(message_id, receipt_handle, ImageJob.from_json(record["body"]), receive_count)
 
 
 class WorkerRuntime:
@@ -97,9 +104,6 @@ class WorkerRuntime:
             else None
         )
         self.worker = ImageWorker(RecordRepository(), BatchRepository(), StyleCatalog(), provider, store, governor)
-        # Failed records are always reported item by item, even when all fail, so Lambda's SQS poller
-        # retries exactly those and the function's Errors metric means a crash, not a throttled model.
-        self._processor = BatchProcessor(event_type=EventType.SQS, model=JobRecord, raise_on_entire_batch_failure=False)
         self._idempotency = IdempotencyConfig(
             event_key_jmespath="job_id", expires_after_seconds=IDEMPOTENCY_TTL_SECONDS
         )
@@ -120,12 +124,12 @@ class WorkerRuntime:
 
         return process
 
-    def _record(self, record: JobRecord) -> dict:
-        job = record.body
-        attempt = job.attempt(record.attributes.ApproximateReceiveCount)
+    def _record(self, raw: dict) -> dict:
+        record = JobRecord.parse(raw)
+        job, attempt = record.job, record.attempt
         if attempt > self._max_attempts:
-            self._change_visibility(record.receiptHandle, 0, "could not pass the job on to the dead-letter queue")
-            raise AttemptsUsedUp(record.messageId)
+            self._change_visibility(record.receipt_handle, 0, "could not pass the job on to the dead-letter queue")
+            raise AttemptsUsedUp(record.message_id)
         # what this invocation can spend waiting for a Bedrock slot and still finish the job
         slack = self._remaining_ms() / 1000 - aws.JOB_BUDGET_SECONDS
         if slack < 0:
@@ -139,7 +143,7 @@ class WorkerRuntime:
             self._deferral = deferred.delay_seconds
             return self._hand_back(record, deferred.delay_seconds, "JobsDeferred", "no Bedrock slot soon enough")
         except Exception:
-            self._delay_retry(record.receiptHandle, attempt)
+            self._delay_retry(record.receipt_handle, attempt)
             raise
         finally:
             logger.remove_keys(["job_id", "batch_id", "user_id"])
@@ -147,19 +151,19 @@ class WorkerRuntime:
     def _hand_back(self, record: JobRecord, delay_seconds: int, metric: str, why: str) -> dict:
         """Send the job again as a new message, delayed, and acknowledge this one: SQS would count this
         delivery toward MaxReceiveCount if the message itself went back. Its record is untouched."""
-        job = record.body.handed_back(record.attributes.ApproximateReceiveCount)
+        job = record.job.handed_back(record.receive_count)
         try:
             aws.client("sqs").send_message(
                 QueueUrl=self._queue_url, MessageBody=job.to_message(), DelaySeconds=delay_seconds
             )
         except Exception:
             logger.exception("could not send the job again; its own message goes back instead")
-            self._change_visibility(record.receiptHandle, delay_seconds, "could not hand the job back")
-            raise HandedBack(record.messageId) from None
+            self._change_visibility(record.receipt_handle, delay_seconds, "could not hand the job back")
+            raise HandedBack(record.message_id) from None
         metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
         logger.info(
             f"handed a job back: {why}",
-            extra={"message_id": record.messageId, "delay_seconds": delay_seconds, "deferrals": job.deferrals},
+            extra={"message_id": record.message_id, "delay_seconds": delay_seconds, "deferrals": job.deferrals},
         )
         return {"job_id": job.job_id, "outcome": "handed_back", "delay_seconds": delay_seconds}
 
@@ -181,7 +185,7 @@ class WorkerRuntime:
         self._idempotency.register_lambda_context(context)
         self._remaining_ms = context.get_remaining_time_in_millis
         self._deferral = None
-        records = sorted(event.get("Records") or [], key=_attempt, reverse=True)
-        return process_partial_response(
-            event={**event, "Records": records}, record_handler=self._record, processor=self._processor, context=context
-        )
+        records = sorted(records_of(event), key=_attempt, reverse=True)
+        # Failed records are always reported item by item, even when all fail, so Lambda's SQS poller
+        # retries exactly those and the function's Errors metric means a crash, not a throttled model.
+        return partial_batch_response(records, self._record, sqs_message_id)

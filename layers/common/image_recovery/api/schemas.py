@@ -1,4 +1,6 @@
-"""Request and response shapes of the HTTP API. Field names are the wire names (DESIGN §3)."""
+"""Request and response shapes of the HTTP API as pydantic models, for its OpenAPI document (api/openapi.py).
+Field names are the wire names (DESIGN §3). Requests are checked by api/validation.py, which answers as these
+models do (tests/unit/test_api_validation.py); nothing on a request's path imports this module."""
 
 from __future__ import annotations
 
@@ -6,17 +8,13 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
-from image_recovery.models import MAX_ID_CHARS, is_valid_id
-
-MAX_BODY_BYTES = 64 * 1024  # of the decoded body
-# The id rule of image_recovery.models.is_valid_id, as far as a pattern can say it (for the OpenAPI document);
-# the validator adds the rest ("." and ".." are not ids).
-ID_PATTERN = rf"^[^#/\x00-\x1f\x7f-\x9f]{{1,{MAX_ID_CHARS}}}$"
+from image_recovery.api.validation import BATCH_ID_PATTERN, ID_PATTERN, UNUSABLE_ID
+from image_recovery.models import is_valid_id
 
 
 def _usable_id(value: str) -> str:
     if not is_valid_id(value):
-        raise ValueError("not a usable id: 1-128 characters without '#', '/' or control characters, not '.' or '..'")
+        raise ValueError(UNUSABLE_ID)
     return value
 
 
@@ -27,7 +25,7 @@ class _Schema(BaseModel):
 
 RecordId = Annotated[str, StringConstraints(pattern=ID_PATTERN), AfterValidator(_usable_id)]
 StyleId = RecordId
-BatchId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,64}$")]
+BatchId = Annotated[str, StringConstraints(pattern=BATCH_ID_PATTERN)]
 ImageStatusName = Literal["missing", "queued", "generating", "failed", "ready"]
 
 
@@ -53,20 +51,6 @@ class QueueRequest(_Schema):
         if self.regenerate and (self.all or self.retryFailed):
             raise ValueError("regenerate=true replaces the images of named records: send ids, not all or retryFailed")
         return self
-
-    @property
-    def selection(self) -> str:
-        return "all" if self.all else "failed" if self.retryFailed else "ids"
-
-    @property
-    def requested(self) -> list[tuple[str, str]]:
-        """(type label, id) pairs in request order, duplicates dropped."""
-        pairs = [
-            *(("trip", i) for i in self.tripIds),
-            *(("segment", i) for i in self.segmentIds),
-            *(("reservation", i) for i in self.reservationIds),
-        ]
-        return list(dict.fromkeys(pairs))
 
 
 class _Missing(_Schema):
