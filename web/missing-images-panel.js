@@ -272,7 +272,7 @@
       } catch (error) {
         if (generation !== this.#generation) return;
         this.#failures += 1;
-        const delay = Math.min(POLL_MS * 2 ** this.#failures, MAX_BACKOFF_MS);
+        const delay = Math.min(POLL_MS * 2 ** (this.#failures - 1), MAX_BACKOFF_MS); // 1.5 s, 3 s, 6 s … 30 s
         const retry = `Trying again in ${Math.round(delay / 1000)} s.`;
         if (this.#loaded) {
           setText(this.#$(".sync"), `Couldn't refresh the list: ${error.message}. ${retry}`);
