@@ -409,16 +409,16 @@
       return row;
     }
 
+    // "Eiffel Tower Tour, Big Euro Adventure, Paris to Rome": the row's name with its parents, for names
+    // that tell two rows apart ("Hotel" in two trips) and for messages.
     #subject(row) {
-      const parent = this.#context(row.kind, row.item);
-      const name = row.kind.label(row.item) || row.item.id;
-      return parent ? `${name}, ${parent}` : name;
+      return [row.kind.label(row.item) || row.item.id, ...this.#parents(row.kind, row.item)].join(", ");
     }
 
-    #context(kind, item) {
-      if (kind.key === "segments") return item.tripTitle || "";
-      if (kind.key === "reservations") return [item.tripTitle, item.segmentName].filter(Boolean).join(", ");
-      return "";
+    #parents(kind, item) {
+      if (kind.key === "segments") return [item.tripTitle].filter(Boolean);
+      if (kind.key === "reservations") return [item.tripTitle, item.segmentName].filter(Boolean);
+      return [];
     }
 
     #renderRow(row) {
@@ -427,9 +427,10 @@
       const name = kind.label(item) || item.id;
       setText(parts.name, name);
       setAttr(parts.name, "title", name);
-      const parent = this.#context(kind, item);
-      setText(parts.context, parent.replace(", ", " · "));
-      parts.context.hidden = !parent;
+      const parents = this.#parents(kind, item).join(" · ");
+      setText(parts.context, parents);
+      setAttr(parts.context, "title", parents || null);
+      parts.context.hidden = !parents;
       const reason = item.imageError && status !== "missing" ? reasonText(item.imageError) : "";
       setText(parts.reason, reason);
       parts.reason.hidden = !reason;

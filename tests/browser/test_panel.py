@@ -9,7 +9,7 @@ import boto3
 import pytest
 from playwright.sync_api import expect
 
-from devtools.seed import ALICE, NULL, trip
+from devtools.seed import ALICE, NULL, reservation, segment, trip
 from tests.browser.panel import (
     DESKTOP,
     PHONE,
@@ -197,3 +197,32 @@ def test_errors_name_what_failed_and_toasts_are_bounded_and_dismissable(page, se
     expect(error).to_have_count(2)
     expect(error.first.get_by_role("button", name="Dismiss")).to_be_focused()
     assert_accessible(page)
+
+
+def test_long_unbroken_titles_wrap_without_widening_the_page(page, server):
+    long_trip = "Grand" + "Tour" * 43 + "X"  # 180 characters, no space
+    long_segment = "Leg" * 60
+    server.backend.seed(
+        [
+            trip(ALICE, "trip-long", long_trip, "2026-05-01T00:00:00Z", NULL),
+            segment(ALICE, "trip-long", "seg-long", long_segment, "2026-05-01T00:01:00Z", NULL),
+            reservation(ALICE, "trip-long", "seg-long", "res-long", "Hotel" * 36, "2026-05-01T00:02:00Z", NULL),
+        ]
+    )
+    open_panel(page, server)
+    for viewport in (PHONE, DESKTOP):
+        page.set_viewport_size(viewport)
+        expect(row(page, "Hotel")).to_contain_text(long_segment)
+        width = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert width[0] <= width[1], f"horizontal scroll at {viewport}: {width}"
+        for name in (long_trip, long_segment, "Hotel" * 36):
+            item = row(page, name[:20])
+            expect(item.locator(".item-name")).to_have_attribute("title", name)  # the whole name, however cut
+            item.get_by_role("button").click(trial=True)  # nothing covers the button
+            name_box = item.locator(".item-name").bounding_box()
+            badge_box = item.locator(".badge").bounding_box()
+            assert (
+                name_box["x"] + name_box["width"] <= badge_box["x"]
+                or name_box["y"] + name_box["height"] <= badge_box["y"]
+            )
+        assert_accessible(page)
