@@ -516,7 +516,7 @@
           body = `${plural(working, "image")} queued or being generated.`;
         }
       }
-      setText(this.#$(".banner-progress"), banner && `· ${banner}`);
+      setText(this.#$(".banner-progress"), banner);
       setText(this.#$(".progress"), body);
     }
 

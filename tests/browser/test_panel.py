@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import boto3
-import pytest
 from playwright.sync_api import expect
 
+from devtools.screenshot import open_panel
 from devtools.seed import ALICE, NULL, reservation, segment, trip
 from tests.browser.panel import (
     DESKTOP,
@@ -16,7 +16,6 @@ from tests.browser.panel import (
     WORKER_TIMEOUT_MS,
     assert_accessible,
     badges,
-    open_panel,
     row,
 )
 
@@ -37,10 +36,9 @@ def images(server, user: str = ALICE) -> set[tuple[str, str]]:
     return {(key.split("/")[2], key.split("/")[-2]) for key in keys}
 
 
-@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
-def test_banner_is_collapsed_and_lists_items_with_parent_context(new_page, server, viewport):
-    page = new_page(viewport)
-    open_panel(page, server, expand=False)
+def test_banner_is_collapsed_and_lists_items_with_parent_context(new_page, server):
+    page = new_page(PHONE)
+    open_panel(page, server.url, expand=False)
     toggle = page.get_by_role("button", name="5 items missing images")
     expect(toggle).to_have_attribute("aria-expanded", "false")
     expect(page.locator("li.item").first).to_be_hidden()
@@ -64,9 +62,15 @@ def test_banner_is_collapsed_and_lists_items_with_parent_context(new_page, serve
     expect(page.get_by_text("Tokyo Food Tour")).to_have_count(0)  # Bob's record
     assert_accessible(page)
 
+    page.set_viewport_size(DESKTOP)
+    assert_accessible(page)
+    page.keyboard.press("Enter")
+    expect(toggle).to_have_attribute("aria-expanded", "false")
+    assert_accessible(page)
 
-def test_generate_by_keyboard_keeps_focus_until_the_image_is_stored(page, server):
-    open_panel(page, server)
+
+def test_generate_by_keyboard_moves_focus_on_when_the_image_is_stored(page, server):
+    open_panel(page, server.url)
     page.get_by_label("Style").select_option("watercolor")
     generate = page.get_by_role("button", name="Generate image for Paris to Rome, Big Euro Adventure")
     generate.focus()
@@ -82,25 +86,8 @@ def test_generate_by_keyboard_keeps_focus_until_the_image_is_stored(page, server
     assert images(server) == {("segment", "seg-paris-rome")}
 
 
-def test_a_pressed_button_keeps_focus_while_it_waits(page, server):
-    open_panel(page, server)
-    server.backend.hold_jobs(True)
-    generate = page.get_by_role("button", name="Generate image for Summer Vacation")
-    generate.focus()
-    page.keyboard.press("Enter")
-    waiting = page.get_by_role("button", name="Queued image for Summer Vacation")
-    expect(waiting).to_be_focused()
-    expect(waiting).to_have_attribute("aria-disabled", "true")
-    expect(row(page, "Summer Vacation").locator(".badge")).to_have_text("Queued")
-    expect(page.get_by_role("button", name="missing images")).to_contain_text("· 0 of 1 done")
-    expect(page.locator(".progress")).to_have_text("Generating images: 0 of 1 done.")
-    page.keyboard.press("Enter")  # pressing again queues nothing more
-    expect(page.locator(".toast")).to_have_count(1)
-    assert_accessible(page)
-
-
 def test_generate_all_ends_in_the_empty_state(page, server):
-    open_panel(page, server)
+    open_panel(page, server.url)
     page.get_by_role("button", name="Generate all 5 images").click()
 
     expect(page.locator(".toast p").first).to_have_text("Queued 5 images.")
@@ -114,15 +101,16 @@ def test_generate_all_ends_in_the_empty_state(page, server):
     assert_accessible(page)
 
 
-def test_failed_items_say_why_in_words_and_can_be_retried(new_page, server):
+def test_failed_items_say_why_in_words_can_be_retried_and_focus_stays_put(new_page, server):
     server.backend.seed(
         [
             trip(ALICE, "trip-refused", "Night Out", "2026-04-01T00:00:00Z", NULL, **_failed("content_filtered")),
             trip(ALICE, "trip-busy", "Beach Day", "2026-04-02T00:00:00Z", NULL, **_failed("throttled")),
+            trip("user-carol", "trip-solo", "Solo Trip", "2026-04-01T00:00:00Z", NULL),
         ]
     )
     page = new_page(PHONE)
-    open_panel(page, server)
+    open_panel(page, server.url)
     refused = row(page, "Night Out")
     expect(refused.locator(".badge")).to_have_text("Failed")
     expect(refused.locator(".item-reason")).to_have_text("The image model refused this prompt (content_filtered)")
@@ -132,38 +120,49 @@ def test_failed_items_say_why_in_words_and_can_be_retried(new_page, server):
     expect(page.get_by_role("button", name="Generate all 6 images")).to_be_visible()
     assert_accessible(page)
 
+    # Enter on Generate: the button waits (aria-disabled) and keeps focus; pressing again queues nothing more
     server.backend.hold_jobs(True)
+    page.get_by_role("button", name="Generate image for Summer Vacation").focus()
+    page.keyboard.press("Enter")
+    waiting = page.get_by_role("button", name="Queued image for Summer Vacation")
+    expect(waiting).to_be_focused()
+    expect(waiting).to_have_attribute("aria-disabled", "true")
+    expect(row(page, "Summer Vacation").locator(".badge")).to_have_text("Queued")
+    expect(page.locator(".banner-progress")).to_have_text("0 of 1 done")
+    expect(page.locator(".progress")).to_have_text("Generating images: 0 of 1 done.")
+    page.keyboard.press("Enter")
+    expect(page.locator(".toast p")).to_have_text(["Queued 1 image."])
+
     retry = page.get_by_role("button", name="Retry failed (2)")
     retry.click()
-    expect(page.locator(".toast p")).to_contain_text(["Queued 2 images."])
+    expect(page.locator(".toast p")).to_have_text(["Queued 1 image.", "Queued 2 images."])
     expect(refused.locator(".badge")).to_have_text("Queued")
     expect(retry).to_be_hidden()
-    expect(page.get_by_role("button", name="Generate all 5 images")).to_be_focused()
+    expect(page.get_by_role("button", name="Generate all 4 images")).to_be_focused()
 
-    page.get_by_role("button", name="Generate all 5 images").click()
+    page.get_by_role("button", name="Generate all 4 images").click()
     nothing = page.get_by_role("button", name="Generate all 0 images")
     expect(nothing).to_have_attribute("aria-disabled", "true")
     expect(nothing).to_have_accessible_description(
         "Nothing to generate: every image is queued, being generated, or failed in a way only Retry can fix."
     )
     expect(nothing).to_be_focused()
+    expect(page.locator(".banner-progress")).to_have_text("0 of 7 done")
     assert_accessible(page)
+
+    carol = new_page(PHONE)  # one record: the words are singular, and empty kinds are hidden
+    open_panel(carol, server.url, "user-carol")
+    expect(carol.get_by_role("button", name="1 item missing images")).to_be_visible()
+    expect(carol.get_by_role("button", name="Generate 1 image", exact=True)).to_be_visible()
+    expect(carol.locator("section.kind:visible h2")).to_have_text(["Trips (1)"])
 
 
 def _failed(reason: str) -> dict:
     return {"imageStatus": "failed", "imageError": reason}
 
 
-def test_one_record_says_one_image(page, server):
-    server.backend.seed([trip("user-carol", "trip-solo", "Solo Trip", "2026-04-01T00:00:00Z", NULL)])
-    open_panel(page, server, "user-carol")
-    expect(page.get_by_role("button", name="1 item missing images")).to_be_visible()
-    expect(page.get_by_role("button", name="Generate 1 image", exact=True)).to_be_visible()
-    expect(page.locator("section.kind:visible h2")).to_have_text(["Trips (1)"])  # empty kinds are hidden
-
-
 def test_errors_name_what_failed_and_toasts_are_bounded_and_dismissable(page, server):
-    open_panel(page, server)
+    open_panel(page, server.url)
     # a style the API does not know: a real 400 from the handler, its message and code
     page.locator("#style").evaluate("select => { select.add(new Option('Bogus', 'no-such-style')); }")
     page.get_by_label("Style").select_option("no-such-style")
@@ -209,7 +208,7 @@ def test_long_unbroken_titles_wrap_without_widening_the_page(page, server):
             reservation(ALICE, "trip-long", "seg-long", "res-long", "Hotel" * 36, "2026-05-01T00:02:00Z", NULL),
         ]
     )
-    open_panel(page, server)
+    open_panel(page, server.url)
     for viewport in (PHONE, DESKTOP):
         page.set_viewport_size(viewport)
         expect(row(page, "Hotel")).to_contain_text(long_segment)

@@ -7,8 +7,9 @@ import json
 
 from playwright.sync_api import expect
 
+from devtools.screenshot import open_panel
 from devtools.seed import ALICE, NULL, trip
-from tests.browser.panel import PHONE, WORKER_TIMEOUT_MS, assert_accessible, badges, open_panel, row
+from tests.browser.panel import PHONE, WORKER_TIMEOUT_MS, assert_accessible, badges, row
 
 FINISHED = "Every trip, segment and reservation has its image."
 
@@ -20,17 +21,15 @@ def expect_finished(page, generated: int) -> None:
 
 
 def test_a_503_blip_mid_progress_ends_in_the_finished_state(page, server):
-    open_panel(page, server)
+    open_panel(page, server.url)
     server.backend.hold_jobs(True)
     page.get_by_role("button", name="Generate all 5 images").click()
     expect(badges(page)).to_have_text(["Queued"] * 5)
-    expect(page.get_by_role("button", name="missing images")).to_contain_text("· 0 of 5 done")
+    expect(page.get_by_role("button", name="missing images")).to_contain_text("0 of 5 done")
 
-    server.backend.fail_next_api_calls(4)  # the next two rounds of polling (listing and progress) fail
+    server.backend.fail_next_api_calls(2)  # the next round of polling (listing and progress) fails
     sync = page.locator(".sync")
-    expect(sync).to_have_text(
-        "Couldn't refresh the list: the service had a problem (HTTP 503). Trying again in 3 s.", timeout=5_000
-    )
+    expect(sync).to_have_text("Couldn't refresh the list: the service had a problem (HTTP 503). Trying again in 2 s.")
     assert_accessible(page)
     server.backend.hold_jobs(False)
     expect_finished(page, 5)
@@ -39,14 +38,14 @@ def test_a_503_blip_mid_progress_ends_in_the_finished_state(page, server):
 
 def test_a_reload_mid_progress_resumes_and_ends_in_the_finished_state(new_page, server):
     page = new_page(PHONE)
-    open_panel(page, server)
+    open_panel(page, server.url)
     server.backend.hold_jobs(True)
     page.get_by_role("button", name="Generate all 5 images").click()
     expect(badges(page)).to_have_text(["Queued"] * 5)
 
     page.reload()
     banner = page.get_by_role("button", name="missing images")
-    expect(banner).to_contain_text("5 items missing images · 0 of 5 done")  # the request's progress is kept
+    expect(banner.locator(".banner-progress")).to_have_text("0 of 5 done")  # the request's progress is kept
     banner.click()
     expect(badges(page)).to_have_text(["Queued"] * 5)
     assert_accessible(page)
@@ -55,7 +54,7 @@ def test_a_reload_mid_progress_resumes_and_ends_in_the_finished_state(new_page, 
 
 
 def test_work_queued_elsewhere_shows_when_the_tab_comes_back_and_is_followed(page, server):
-    open_panel(page, server)
+    open_panel(page, server.url)
     expect(badges(page)).to_have_text(["Missing"] * 5)
     server.backend.hold_jobs(True)
     # another tab queues a record; this page polls nothing while nothing it shows is in progress
@@ -106,7 +105,7 @@ def test_a_large_bulk_run_asks_first_and_counts_what_the_fan_out_queues(new_page
         ]
     )
     page = new_page(PHONE)
-    open_panel(page, server)
+    open_panel(page, server.url)
     server.backend.hold_jobs(True)
     generate = page.get_by_role("button", name="Generate all 125 images")
     generate.click()
@@ -122,7 +121,9 @@ def test_a_large_bulk_run_asks_first_and_counts_what_the_fan_out_queues(new_page
     page.on("request", lambda r: posted.append(json.loads(r.post_data)) if r.method == "POST" else None)
     generate.click()
     dialog.get_by_role("button", name="Generate 125 images").click()
-    expect(page.locator(".toast p")).to_have_text(["Queued 100 of 125 images; the rest are being queued."])
+    expect(page.locator(".toast p")).to_have_text(
+        ["Queued 100 of 125 images; the rest are being queued."], timeout=WORKER_TIMEOUT_MS
+    )
     # the fan-out queues the other 25 behind the answer: the batch's total grows to the whole count
     expect(page.locator(".progress")).to_have_text("Generating images: 0 of 125 done.")
     expect(page.get_by_role("button", name="Show more (25 not shown)")).to_be_visible()
