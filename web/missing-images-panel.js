@@ -107,6 +107,10 @@
         <button class="more" type="button" hidden></button>
       </div>
     </section>
+    <section class="recent" aria-labelledby="recent-heading" hidden>
+      <h2 id="recent-heading">Generated in this session</h2>
+      <ul class="recent-list"></ul>
+    </section>
     <dialog class="confirm" aria-labelledby="confirm-title" aria-describedby="confirm-text">
       <form method="dialog">
         <h2 id="confirm-title"></h2>
@@ -135,6 +139,7 @@
     #busy = new Set(); // requests in flight: "all", "failed" or a row's key
     #batches = new Map(); // batch id -> {expected, progress}: requests of this page until they end
     #stylesLoaded = false;
+    #queuedHere = new Map(); // key -> subject of the rows this page queued, until they leave the listing
 
     constructor() {
       super();
@@ -349,6 +354,8 @@
         if (keep.has(key)) continue;
         row.li.remove(); // removed first, so that no kept row has to move (a moved node loses focus)
         this.#rows.delete(key);
+        if (this.#queuedHere.has(key)) this.#generated(this.#queuedHere.get(key));
+        this.#queuedHere.delete(key);
       }
       for (const kind of KINDS) this.#reconcile(kind, this.#items[kind.key]);
       this.#renderSummary();
@@ -583,7 +590,9 @@
         const queued = result.items.filter((i) => i.outcome === "queued");
         for (const outcome of queued) {
           const row = this.#rows.get(`${outcome.type}:${outcome.id}`);
-          if (row) row.item = { ...row.item, imageStatus: "queued", imageError: null };
+          if (!row) continue;
+          row.item = { ...row.item, imageStatus: "queued", imageError: null };
+          this.#queuedHere.set(row.key, this.#subject(row));
         }
         if (queued.length || !result.complete) {
           this.#batches.set(result.batchId, { expected: Math.max(expected, queued.length), progress: null });
@@ -598,6 +607,17 @@
         this.#rerender();
       }
       this.#refresh();
+    }
+
+    // A row this page queued left the listing: it has its image now. The listing holds only records without
+    // one, so the image itself is not at hand here; the name is, newest first, ten at most.
+    #generated(subject) {
+      const item = document.createElement("li");
+      item.textContent = subject;
+      const list = this.#$(".recent-list");
+      list.prepend(item);
+      while (list.children.length > 10) list.lastElementChild.remove();
+      this.#$(".recent").hidden = false;
     }
 
     #rerender() {

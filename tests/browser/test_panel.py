@@ -83,6 +83,9 @@ def test_generate_by_keyboard_moves_focus_on_when_the_image_is_stored(page, serv
     expect(page.locator(".toast p").last).to_have_text("1 image generated.")
     expect(page.get_by_role("button", name="4 items missing images")).to_be_visible()
     expect(page.locator("[data-kind=segments] .item-name")).to_have_text(["Rome to Venice"])
+    expect(page.get_by_role("region", name="Generated in this session").get_by_role("listitem")).to_have_text(
+        ["Paris to Rome, Big Euro Adventure"]
+    )
     assert images(server) == {("segment", "seg-paris-rome")}
 
 
@@ -96,6 +99,7 @@ def test_generate_all_ends_in_the_empty_state(page, server):
     expect(status).to_have_text("Every trip, segment and reservation has its image.")
     expect(status).to_be_focused()  # the focused button went away with the panel
     expect(page.locator(".toast p").last).to_have_text("5 images generated.")
+    expect(page.locator(".recent li")).to_have_count(5)
     assert images(server) == {(kind, i) for kind, ids in ALICE_MISSING.items() for i in ids}
     assert images(server, "user-bob") == set()
     assert_accessible(page)
