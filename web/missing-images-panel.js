@@ -1,6 +1,8 @@
 // <missing-images-panel api-base="https://api.example.com" page-size="100" confirm-above="50">: the
 // signed-in user's trips, segments and reservations without an image, with Generate, Retry and bulk actions,
-// following the records' state until every listed item has settled. A standard custom element in one
+// following the records' state until every listed item has settled. With record-type="trip|segment|
+// reservation" and record-id, it is one record's "Regenerate image" action instead (POST /image-jobs with
+// "regenerate": true), following that request until the new image is stored. A standard custom element in one
 // classic script (no build step, no module CORS); its styles are missing-images-panel.css beside it. The
 // host sets `tokenProvider` (a function returning the user's access token, or a promise of it).
 (() => {
@@ -70,9 +72,25 @@
     }
   }
 
-  const TEMPLATE = document.createElement("template");
-  TEMPLATE.innerHTML = `
-    <link rel="stylesheet" href="${STYLESHEET}">
+  const template = (html) => {
+    const element = document.createElement("template");
+    element.innerHTML = `<link rel="stylesheet" href="${STYLESHEET}">${html}
+      <p class="sync" role="status"></p>
+      <div class="toasts" aria-live="polite"></div>`;
+    return element;
+  };
+  const STYLE_PICKER = `
+    <span class="style-picker">
+      <label for="style">Style</label>
+      <select id="style"><option value="">Default style</option></select>
+    </span>`;
+  const RECORD_TEMPLATE = template(`
+    <div class="record">
+      ${STYLE_PICKER}
+      <button class="regenerate primary" type="button">Regenerate image</button>
+    </div>
+    <p class="status" role="status" tabindex="-1"></p>`);
+  const LIST_TEMPLATE = template(`
     <p class="status" role="status" tabindex="-1"></p>
     <div class="load-error" hidden>
       <p class="load-error-text"></p>
@@ -89,14 +107,10 @@
         <div class="toolbar">
           <button class="generate-all primary" type="button" aria-describedby="all-hint"></button>
           <button class="retry-failed" type="button" hidden></button>
-          <span class="style-picker">
-            <label for="style">Style</label>
-            <select id="style"><option value="">Default style</option></select>
-          </span>
+          ${STYLE_PICKER}
         </div>
         <p class="hint" id="all-hint"></p>
         <p class="progress" role="status"></p>
-        <p class="sync" role="status"></p>
         ${KINDS.map(
           (kind) => `
         <section class="kind" data-kind="${kind.key}" aria-labelledby="${kind.key}-heading" hidden>
@@ -120,13 +134,14 @@
           <button value="cancel" autofocus>Cancel</button>
         </div>
       </form>
-    </dialog>
-    <div class="toasts" aria-live="polite"></div>`;
+    </dialog>`);
 
   class MissingImagesPanel extends HTMLElement {
-    static observedAttributes = ["api-base"];
+    static observedAttributes = ["api-base", "record-type", "record-id"];
 
     #root;
+    #mode = null; // "list", "<type>:<id>" (one record) or "invalid"
+    #record = null; // record mode: {kind, id}; null: the listing
     #tokenProvider = null;
     #items = Object.fromEntries(KINDS.map((kind) => [kind.key, []])); // the listed records, in order
     #rows = new Map(); // "<type>:<id>" -> {li, kind, item, parts}
@@ -144,18 +159,12 @@
     constructor() {
       super();
       this.#root = this.attachShadow({ mode: "open" });
-      this.#root.append(TEMPLATE.content.cloneNode(true));
       // a property set before this element was defined shadows the accessor: take it over
       if (Object.hasOwn(this, "tokenProvider")) {
         const provider = this.tokenProvider;
         delete this.tokenProvider;
         this.#tokenProvider = provider;
       }
-      this.#on(".banner", "click", () => this.#toggle());
-      this.#on(".generate-all", "click", () => this.#generateAll());
-      this.#on(".retry-failed", "click", () => this.#retryFailed());
-      this.#on(".more", "click", () => this.#showMore());
-      this.#on(".load-retry", "click", () => this.#refresh());
       this.#onVisibility = () => {
         if (document.hidden) this.#stop();
         else if (this.#ready()) this.#refresh();
@@ -163,6 +172,7 @@
     }
 
     #onVisibility;
+    #connected = false;
 
     get tokenProvider() {
       return this.#tokenProvider;
@@ -178,17 +188,19 @@
     }
 
     connectedCallback() {
+      this.#connected = true;
       document.addEventListener("visibilitychange", this.#onVisibility);
       this.#start();
     }
 
     disconnectedCallback() {
+      this.#connected = false;
       document.removeEventListener("visibilitychange", this.#onVisibility);
       this.#stop();
     }
 
     attributeChangedCallback(name, before, after) {
-      if (before !== null && before !== after && this.isConnected) this.#start();
+      if (before !== after && this.#connected) this.#start();
     }
 
     #$(selector) {
@@ -203,17 +215,52 @@
       return typeof this.#tokenProvider === "function";
     }
 
+    // The shadow content for the element's mode, built anew (with a fresh state) when the mode changes; false
+    // for a record-type that names no kind.
+    #render() {
+      const type = this.getAttribute("record-type");
+      const kind = type === null ? null : KINDS.find((k) => k.type === type);
+      const record = kind ? { kind, id: this.getAttribute("record-id") || "" } : null;
+      const mode = record ? `${kind.type}:${record.id}` : type === null ? "list" : "invalid";
+      if (mode === this.#mode) return mode !== "invalid";
+      this.#mode = mode;
+      this.#record = record;
+      this.#rows = new Map();
+      this.#items = Object.fromEntries(KINDS.map((k) => [k.key, []]));
+      this.#count = 0;
+      this.#nextCursor = null;
+      this.#loaded = Boolean(record); // a record has no listing to load: every failure is a refresh's
+      this.#stylesLoaded = false;
+      this.#root.replaceChildren((record ? RECORD_TEMPLATE : LIST_TEMPLATE).content.cloneNode(true));
+      if (record) {
+        this.#on(".regenerate", "click", () => this.#regenerate());
+      } else {
+        this.#on(".banner", "click", () => this.#toggle());
+        this.#on(".generate-all", "click", () => this.#generateAll());
+        this.#on(".retry-failed", "click", () => this.#retryFailed());
+        this.#on(".more", "click", () => this.#showMore());
+        this.#on(".load-retry", "click", () => this.#refresh());
+      }
+      if (type === null || kind) return true;
+      this.#root.querySelector(".panel").remove(); // nothing to list either
+      this.#setStatus("record-type must be trip, segment or reservation.");
+      return false;
+    }
+
     #start() {
+      this.#stop();
+      if (!this.#render()) return;
       if (!this.#ready()) {
         this.#setStatus("Waiting for sign-in…");
         return;
       }
       this.#restoreBatches();
-      this.#setStatus("Loading…");
+      if (!this.#record) this.#setStatus("Loading…");
       this.#refresh();
     }
 
     #stop() {
+      this.#generation += 1; // an answer still on its way is dropped
       clearTimeout(this.#timer);
       this.#timer = null;
     }
@@ -259,19 +306,21 @@
       const limit = Math.min(MAX_LIMIT, Math.max(this.#pageSize(), shown));
       try {
         const [page, progress] = await Promise.all([
-          this.#api("GET", `/missing-images?limit=${limit}`),
+          this.#record ? null : this.#api("GET", `/missing-images?limit=${limit}`),
           Promise.all([...this.#batches.keys()].map((id) => this.#progress(id))),
         ]);
         if (generation !== this.#generation) return;
         this.#failures = 0;
-        this.#loaded = true;
-        const loadError = this.#$(".load-error");
-        const retried = loadError.contains(this.#root.activeElement);
-        loadError.hidden = true;
         setText(this.#$(".sync"), "");
-        this.#apply(page, false);
+        if (page) {
+          this.#loaded = true;
+          const loadError = this.#$(".load-error");
+          const retried = loadError.contains(this.#root.activeElement);
+          loadError.hidden = true;
+          this.#apply(page, false);
+          if (retried) (this.#count ? this.#$(".banner") : this.#$(".status")).focus();
+        }
         this.#track(progress);
-        if (retried) (this.#count ? this.#$(".banner") : this.#$(".status")).focus();
         if (!this.#stylesLoaded) this.#loadStyles();
         if (this.#active()) this.#schedule(POLL_MS);
       } catch (error) {
@@ -621,8 +670,30 @@
     }
 
     #rerender() {
+      if (this.#record) {
+        this.#renderRecord();
+        return;
+      }
       for (const row of this.#rows.values()) this.#renderRow(row);
       this.#renderSummary();
+    }
+
+    async #regenerate() {
+      if (this.#$(".regenerate").getAttribute("aria-disabled") === "true") return;
+      const { kind, id } = this.#record;
+      this.#setStatus("");
+      await this.#queue("record", { [kind.idsField]: [id], regenerate: true }, 1, "a new image");
+    }
+
+    // The record's action waits (and keeps focus) while its request is queued or generating.
+    #renderRecord() {
+      const progress = [...this.#batches.values()][0]?.progress;
+      const busy = this.#busy.has("record");
+      const working = busy || this.#batches.size > 0;
+      const button = this.#$(".regenerate");
+      setText(button, busy ? "Queueing…" : working ? "Regenerating…" : "Regenerate image");
+      setAttr(button, "aria-disabled", working ? "true" : null);
+      if (progress) this.#setStatus(progress.generating ? "Generating the new image…" : "Waiting in the queue…");
     }
 
     #describe(result, expected) {
@@ -652,7 +723,11 @@
         batch.progress = p;
         if (p.complete && p.queued + p.generating === 0) {
           this.#batches.delete(p.batchId);
-          if (p.failed) {
+          if (this.#record) {
+            this.#setStatus(
+              p.failed ? "The new image could not be made; the old one is kept." : "The new image is ready.",
+            );
+          } else if (p.failed) {
             this.#toast(`${p.succeeded} of ${plural(p.total, "image")} generated, ${p.failed} failed; the list says why.`, "error");
           } else {
             this.#toast(`${plural(p.succeeded, "image")} generated.`);
@@ -660,12 +735,14 @@
         }
       }
       this.#saveBatches();
-      this.#renderProgress();
+      if (this.#record) this.#renderRecord();
+      else this.#renderProgress();
     }
 
     // Batches survive a reload of the page (sessionStorage), so their progress keeps showing.
     #storageKey() {
-      return `missing-images-panel:batches:${this.apiBase}`;
+      const record = this.#record ? `:${this.#record.kind.type}:${this.#record.id}` : "";
+      return `missing-images-panel:batches:${this.apiBase}${record}`;
     }
 
     #saveBatches() {
@@ -732,6 +809,7 @@
       node.remove();
       if (!hadFocus) return;
       if (next) next.querySelector(".toast-close").focus();
+      else if (this.#record) this.#$(".regenerate").focus();
       else (this.#$(".panel").hidden ? this.#$(".status") : this.#$(".banner")).focus();
     }
   }

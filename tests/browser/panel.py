@@ -1,11 +1,14 @@
-"""Helpers of the browser tests: the page's two sizes, finding rows, an axe-core scan."""
+"""Helpers of the browser tests: the page's two sizes, finding rows, an axe-core scan, the stored images."""
 
 from __future__ import annotations
 
+import boto3
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Locator, Page
 
 from devtools.screenshot import SIZES
+from devtools.seed import ALICE
+from devtools.serve import LocalServer
 
 PHONE = SIZES["phone"]
 DESKTOP = SIZES["desktop"]
@@ -31,3 +34,13 @@ def assert_accessible(page: Page) -> None:
         if v["impact"] in BLOCKING_IMPACTS
     ]
     assert not blocking, blocking
+
+
+def images(server: LocalServer, user: str = ALICE) -> set[tuple[str, str]]:
+    """(type, id) of every image object the worker stored for `user` in the bucket: the layout is
+    images/<user>/<type>/<trip id>[/<segment id>[/<reservation id>]]/<job id>.png."""
+    s3 = boto3.client("s3", endpoint_url=server.aws_endpoint, region_name="us-east-1")
+    listed = s3.list_objects_v2(Bucket=server.stack.physical("ImageBucket"), Prefix=f"images/{user}/")
+    keys = [obj["Key"] for obj in listed.get("Contents", [])]
+    assert all(key.endswith(".png") for key in keys)
+    return {(key.split("/")[2], key.split("/")[-2]) for key in keys}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import boto3
 from playwright.sync_api import expect
 
 from devtools.screenshot import open_panel
@@ -16,6 +15,7 @@ from tests.browser.panel import (
     WORKER_TIMEOUT_MS,
     assert_accessible,
     badges,
+    images,
     row,
 )
 
@@ -24,16 +24,6 @@ ALICE_MISSING = {
     "segment": ["seg-rome-venice", "seg-paris-rome"],
     "reservation": ["res-eiffel"],
 }
-
-
-def images(server, user: str = ALICE) -> set[tuple[str, str]]:
-    """(type, id) of every image object the worker stored for `user` in the bucket: the layout is
-    images/<user>/<type>/<trip id>[/<segment id>[/<reservation id>]]/<job id>.png."""
-    s3 = boto3.client("s3", endpoint_url=server.aws_endpoint, region_name="us-east-1")
-    listed = s3.list_objects_v2(Bucket=server.stack.physical("ImageBucket"), Prefix=f"images/{user}/")
-    keys = [obj["Key"] for obj in listed.get("Contents", [])]
-    assert all(key.endswith(".png") for key in keys)
-    return {(key.split("/")[2], key.split("/")[-2]) for key in keys}
 
 
 def test_banner_is_collapsed_and_lists_items_with_parent_context(new_page, server):

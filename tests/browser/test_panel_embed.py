@@ -1,11 +1,14 @@
 """<missing-images-panel> embedded in a plain host page the way the README shows: the host loads the script,
-sets `api-base` and `page-size` and hands over a `tokenProvider`; the listing pages with "Show more"."""
+sets `api-base` and `page-size` and hands over a `tokenProvider`; the listing pages with "Show more". In
+record mode (record-type, record-id) it regenerates one record's image."""
 
 from __future__ import annotations
 
+import json
+
 from playwright.sync_api import expect
 
-from tests.browser.panel import assert_accessible, row
+from tests.browser.panel import WORKER_TIMEOUT_MS, assert_accessible, images, row
 
 HOST_PAGE = """<!doctype html>
 <html lang="en">
@@ -18,7 +21,7 @@ HOST_PAGE = """<!doctype html>
   <body>
     <main>
       <h1>Manage trips</h1>
-      <missing-images-panel api-base="/api" page-size="2"></missing-images-panel>
+      <missing-images-panel api-base="/api" {attributes}></missing-images-panel>
     </main>
     <script type="module">
       await customElements.whenDefined("missing-images-panel");
@@ -31,10 +34,16 @@ HOST_PAGE = """<!doctype html>
 </html>"""
 
 
-def test_the_element_embedded_in_a_host_page_lists_pages_and_generates(page, server):
+def open_host(page, server, attributes: str) -> None:
+    """The host page at the local server's origin (so that /api and /local/sign-in are its own)."""
     host = f"{server.url}host/manage"
-    page.route(host, lambda route: route.fulfill(content_type="text/html", body=HOST_PAGE))
+    body = HOST_PAGE.replace("{attributes}", attributes)
+    page.route(host, lambda route: route.fulfill(content_type="text/html", body=body))
     page.goto(host)
+
+
+def test_the_element_embedded_in_a_host_page_lists_pages_and_generates(page, server):
+    open_host(page, server, 'page-size="2"')
     page.get_by_role("button", name="5 items missing images").click()
     expect(page.locator(".item-name")).to_have_text(["Summer Vacation", "Eiffel Tower Tour"])  # newest first
     generate = page.get_by_role("button", name="Generate image for Summer Vacation")
@@ -55,3 +64,31 @@ def test_the_element_embedded_in_a_host_page_lists_pages_and_generates(page, ser
     expect(row(page, "Summer Vacation")).to_have_count(0, timeout=15_000)
     expect(page.locator(".item-name")).to_have_count(4)  # every row shown stays listed after the refresh
     expect(page.locator(".more")).to_be_hidden()
+
+
+def test_record_mode_regenerates_one_image_and_follows_it_across_a_reload(page, server):
+    open_host(page, server, 'record-type="trip" record-id="trip-ski"')  # Ski Weekend has an image
+    expect(page.locator(".panel")).to_have_count(0)
+    expect(page.get_by_label("Style")).to_have_value("travel-poster")
+    assert_accessible(page)
+    page.get_by_label("Style").select_option("watercolor")
+    posted = []
+    page.on("request", lambda r: posted.append(json.loads(r.post_data)) if r.method == "POST" else None)
+    server.backend.hold_jobs(True)
+
+    regenerate = page.get_by_role("button", name="Regenerate image")
+    regenerate.focus()
+    page.keyboard.press("Enter")
+    waiting = page.get_by_role("button", name="Regenerating…")
+    expect(waiting).to_be_focused()
+    expect(waiting).to_have_attribute("aria-disabled", "true")
+    expect(page.locator(".status")).to_have_text("Waiting in the queue…")
+    assert posted == [{"tripIds": ["trip-ski"], "regenerate": True, "styleId": "watercolor"}]
+    assert_accessible(page)
+
+    page.reload()  # the request is followed again after a reload
+    expect(page.get_by_role("button", name="Regenerating…")).to_have_attribute("aria-disabled", "true")
+    server.backend.hold_jobs(False)
+    expect(page.locator(".status")).to_have_text("The new image is ready.", timeout=WORKER_TIMEOUT_MS)
+    expect(page.get_by_role("button", name="Regenerate image")).not_to_have_attribute("aria-disabled", "true")
+    assert images(server) == {("trip", "trip-ski")}
