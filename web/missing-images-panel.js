@@ -180,7 +180,7 @@
 
     set tokenProvider(provider) {
       this.#tokenProvider = provider;
-      if (this.isConnected) this.#start();
+      if (this.#connected) this.#start();
     }
 
     get apiBase() {
@@ -292,6 +292,7 @@
       const code = payload?.error?.code || `HTTP ${response.status}`;
       let message = "the service refused the request";
       if (response.status === 401 || response.status === 403) message = "your sign-in is not valid or has expired";
+      else if (response.status === 429) message = "the service is busy";
       else if (response.status >= 500) message = "the service had a problem";
       else if (payload?.error?.message) message = payload.error.message.replace(/\.$/, "");
       throw new ApiError(`${message} (${code})`, response.status);
@@ -329,7 +330,8 @@
         const delay = Math.min(POLL_MS * 2 ** (this.#failures - 1), MAX_BACKOFF_MS); // 1.5 s, 3 s, 6 s … 30 s
         const retry = `Trying again in ${Math.round(delay / 1000)} s.`;
         if (this.#loaded) {
-          setText(this.#$(".sync"), `Couldn't refresh the list: ${error.message}. ${retry}`);
+          const what = this.#record ? "check on the new image" : "refresh the list";
+          setText(this.#$(".sync"), `Couldn't ${what}: ${error.message}. ${retry}`);
         } else {
           this.#setStatus("");
           setText(this.#$(".load-error-text"), `Couldn't load the missing images: ${error.message}. ${retry}`);
@@ -371,7 +373,10 @@
       const before = new Set(this.#rows.keys());
       try {
         const cursor = encodeURIComponent(this.#nextCursor);
-        this.#apply(await this.#api("GET", `/missing-images?limit=${this.#pageSize()}&cursor=${cursor}`), true);
+        const page = await this.#api("GET", `/missing-images?limit=${this.#pageSize()}&cursor=${cursor}`);
+        this.#stop(); // a refresh still on its way knows fewer rows: it would take the new ones away again
+        this.#apply(page, true);
+        if (this.#active()) this.#schedule(POLL_MS);
         const added = [...this.#rows.values()].find((row) => !before.has(row.key));
         if (more.hidden && added) added.parts.button.focus(); // keep the keyboard in the list
       } catch (error) {
