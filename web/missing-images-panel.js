@@ -530,7 +530,9 @@
       const all = this.#$(".generate-all");
       const queueable = this.#queueable();
       const busy = this.#busy.has("all");
-      setText(all, busy ? "Queueing…" : queueable === 1 ? "Generate 1 image" : `Generate all ${queueable} images`);
+      let label = queueable === 1 ? "Generate 1 image" : `Generate all ${queueable} images`;
+      if (queueable === 0) label = "Generate all images";
+      setText(all, busy ? "Queueing…" : label);
       setAttr(all, "aria-disabled", busy || queueable === 0 ? "true" : null);
       setText(
         this.#$(".hint"),

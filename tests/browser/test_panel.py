@@ -135,7 +135,7 @@ def test_failed_items_say_why_in_words_can_be_retried_and_focus_stays_put(new_pa
     expect(page.get_by_role("button", name="Generate all 4 images")).to_be_focused()
 
     page.get_by_role("button", name="Generate all 4 images").click()
-    nothing = page.get_by_role("button", name="Generate all 0 images")
+    nothing = page.get_by_role("button", name="Generate all images")
     expect(nothing).to_have_attribute("aria-disabled", "true")
     expect(nothing).to_have_accessible_description(
         "Nothing to generate: every image is queued, being generated, or failed in a way only Retry can fix."
