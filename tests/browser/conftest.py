@@ -13,6 +13,10 @@ from devtools.screenshot import CHROMIUM, launch  # noqa: E402 - needs playwrigh
 from devtools.serve import LocalServer, start  # noqa: E402
 from tests.browser.panel import DESKTOP  # noqa: E402
 
+# expect() waits up to 10 s (Playwright's default is 5): the stack and the browser share two cores with the
+# other test processes, and a wait ends as soon as its condition holds
+playwright_api.expect.set_options(timeout=10_000)
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test here is marked `browser`, and skipped, saying why, where the system chromium is missing."""
