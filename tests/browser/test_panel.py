@@ -192,7 +192,7 @@ def test_errors_name_what_failed_and_toasts_are_bounded_and_dismissable(page, se
     assert_accessible(page)
 
 
-def test_long_unbroken_titles_wrap_without_widening_the_page(page, server):
+def test_long_unbroken_titles_wrap_without_widening_the_page_from_320_to_1920_px(page, server):
     long_trip = "Grand" + "Tour" * 43 + "X"  # 180 characters, no space
     long_segment = "Leg" * 60
     server.backend.seed(
@@ -203,7 +203,8 @@ def test_long_unbroken_titles_wrap_without_widening_the_page(page, server):
         ]
     )
     open_panel(page, server.url)
-    for viewport in (PHONE, DESKTOP):
+    narrowest, widest = {"width": 320, "height": 640}, {"width": 1920, "height": 1080}
+    for viewport in (narrowest, PHONE, DESKTOP, widest):
         page.set_viewport_size(viewport)
         expect(row(page, "Hotel")).to_contain_text(long_segment)
         width = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
@@ -218,4 +219,5 @@ def test_long_unbroken_titles_wrap_without_widening_the_page(page, server):
                 name_box["x"] + name_box["width"] <= badge_box["x"]
                 or name_box["y"] + name_box["height"] <= badge_box["y"]
             )
-        assert_accessible(page)
+        if viewport in (PHONE, DESKTOP):
+            assert_accessible(page)
