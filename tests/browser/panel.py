@@ -26,13 +26,20 @@ def badges(page: Page) -> Locator:
 
 
 def assert_accessible(page: Page) -> None:
-    """axe-core finds no serious or critical violation in the page as it is now."""
-    violations = _AXE.run(page).response["violations"]
-    blocking = [
-        f"{v['id']} ({v['impact']}): {[node['target'] for node in v['nodes']]}"
-        for v in violations
-        if v["impact"] in BLOCKING_IMPACTS
-    ]
+    """axe-core finds no serious or critical violation in the page as it is now, at both sizes (the page is
+    put back at its own size afterwards)."""
+    own_size = page.viewport_size
+    blocking = []
+    try:
+        for size in (PHONE, DESKTOP):
+            page.set_viewport_size(size)
+            blocking += [
+                f"{size['width']} px: {v['id']} ({v['impact']}): {[node['target'] for node in v['nodes']]}"
+                for v in _AXE.run(page).response["violations"]
+                if v["impact"] in BLOCKING_IMPACTS
+            ]
+    finally:
+        page.set_viewport_size(own_size)
     assert not blocking, blocking
 
 
