@@ -81,6 +81,7 @@ class LocalBackend:
         self.stack = stack
         self.lock = threading.Lock()
         self._failures_left = 0
+        self._failures_lock = threading.Lock()  # not `lock`: a fault is decided without waiting for a handler
         self._jobs_held = threading.Event()
         quiet = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
         self._handlers: dict[str, ModuleType] = {}
@@ -98,12 +99,12 @@ class LocalBackend:
 
     def fail_next_api_calls(self, count: int) -> None:
         """The next `count` API calls answer 503 {"message": "Service Unavailable"}, as API Gateway does."""
-        with self.lock:
+        with self._failures_lock:
             self._failures_left = count
 
     def take_failure(self) -> bool:
         """True (and one fewer left) when this API call is one of the failures asked for."""
-        with self.lock:
+        with self._failures_lock:
             if self._failures_left <= 0:
                 return False
             self._failures_left -= 1
