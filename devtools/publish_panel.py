@@ -4,8 +4,9 @@
     python -m devtools.publish_panel --stack-name image-recovery --config-js my-config.js
 
 Reads the stack's outputs (ApiUrl, PanelBucketName, PanelDistributionId, PanelUrl), uploads index.html,
-app.js and styles.css with their Content-Type and Cache-Control, plus a config.js generated for the
-stack, then invalidates the distribution's cache (/*) so the new files are served at once.
+page.js, missing-images-panel.js and missing-images-panel.css with their Content-Type and Cache-Control,
+plus a config.js generated for the stack, then invalidates the distribution's cache (/*) so the new files
+are served at once.
 
 The generated config.js points the page at the stack's API and takes the bearer token from the
 browser's sessionStorage, key STORAGE_KEY ("imageRecovery.accessToken"). The host app signs the user in
@@ -53,8 +54,9 @@ class PanelFile:
 
 STATIC_FILES = (
     PanelFile("index.html", "text/html; charset=utf-8", REVALIDATE),
-    PanelFile("app.js", "text/javascript; charset=utf-8", SHORT),
-    PanelFile("styles.css", "text/css; charset=utf-8", SHORT),
+    PanelFile("page.js", "text/javascript; charset=utf-8", SHORT),
+    PanelFile("missing-images-panel.js", "text/javascript; charset=utf-8", SHORT),
+    PanelFile("missing-images-panel.css", "text/css; charset=utf-8", SHORT),
 )
 CONFIG_FILE = PanelFile("config.js", "text/javascript; charset=utf-8", REVALIDATE)
 

@@ -69,11 +69,20 @@ def local_claims(token: str) -> dict[str, str] | None:
 
 
 class LocalBackend:
-    """The real handlers on the embedded AWS; one lock serializes them (moto and module globals)."""
+    """The real handlers on the embedded AWS; one lock serializes them (moto and module globals).
+
+    Two hooks let tests (and anyone driving the server from Python) stage what a deployed stack does on a
+    bad day: `fail_next_api_calls(n)` makes the next n API calls answer API Gateway's 503 without reaching the
+    handler, and `hold_jobs(True)` stops the worker's poller (tasks and the stream keep running), so records
+    stay queued until `hold_jobs(False)`.
+    """
 
     def __init__(self, stack: LocalStack) -> None:
         self.stack = stack
         self.lock = threading.Lock()
+        self._failures_left = 0
+        self._failures_lock = threading.Lock()  # not `lock`: a fault is decided without waiting for a handler
+        self._jobs_held = threading.Event()
         quiet = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
         self._handlers: dict[str, ModuleType] = {}
         for name in ("indexer", "api", "tasks", "worker"):
@@ -82,11 +91,31 @@ class LocalBackend:
         self._stream = LocalStream(stack)
         self.gateway = HttpApiGateway(invoke=self.call_api, authorize=local_claims)
 
-    def seed(self) -> None:
-        """Write the sample data the way the host app does and let the indexer see it."""
+    def seed(self, items: list[dict] | None = None) -> None:
+        """Write records (the sample data by default) the way the host app does and let the indexer see them."""
         with self.lock:
-            put_items(self.stack.physical("TravelTable"), sample_items(), region=REGION)
+            put_items(self.stack.physical("TravelTable"), sample_items() if items is None else items, region=REGION)
             self._stream.deliver(self._handlers["indexer"])
+
+    def fail_next_api_calls(self, count: int) -> None:
+        """The next `count` API calls answer 503 {"message": "Service Unavailable"}, as API Gateway does."""
+        with self._failures_lock:
+            self._failures_left = count
+
+    def take_failure(self) -> bool:
+        """True (and one fewer left) when this API call is one of the failures asked for."""
+        with self._failures_lock:
+            if self._failures_left <= 0:
+                return False
+            self._failures_left -= 1
+            return True
+
+    def hold_jobs(self, held: bool) -> None:
+        """Stop (True) or restart (False) the worker's poller; queued jobs wait on the queue meanwhile."""
+        if held:
+            self._jobs_held.set()
+        else:
+            self._jobs_held.clear()
 
     def call_api(self, event: dict) -> dict:
         with self.lock:
@@ -98,6 +127,8 @@ class LocalBackend:
         """One round of Lambda's pollers: the task queue, the job queue, then the table stream."""
         with self.lock:
             for queue, name in (("TaskQueue", "tasks"), ("JobQueue", "worker")):
+                if name == "worker" and self._jobs_held.is_set():
+                    continue
                 drain_queue(self.stack.physical(queue), self.stack.arns[queue], self._handlers[name], region=REGION)
             self._stream.deliver(self._handlers["indexer"])
 
@@ -163,6 +194,9 @@ def _handler_class(backend: LocalBackend) -> type[BaseHTTPRequestHandler]:
         def _api(self, method: str, path: str, query: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
+            if backend.take_failure():
+                self._json(503, {"message": "Service Unavailable"})
+                return
             status, headers, content = backend.gateway.request(
                 method, path, query, dict(self.headers.items()), body, source_ip=self.client_address[0]
             )

@@ -235,14 +235,15 @@ def test_publish_uploads_the_four_files_and_invalidates_the_distribution(aws_env
         cf_stub.assert_no_pending_responses()
 
     assert result == {
-        "keys": ["index.html", "app.js", "styles.css", "config.js"],
+        "keys": ["index.html", "page.js", "missing-images-panel.js", "missing-images-panel.css", "config.js"],
         "invalidation": "I1",
         "url": "https://d111111abcdef8.cloudfront.net/",
     }
     expected = {
         "index.html": ("text/html; charset=utf-8", "no-cache"),
-        "app.js": ("text/javascript; charset=utf-8", "public, max-age=300"),
-        "styles.css": ("text/css; charset=utf-8", "public, max-age=300"),
+        "page.js": ("text/javascript; charset=utf-8", "public, max-age=300"),
+        "missing-images-panel.js": ("text/javascript; charset=utf-8", "public, max-age=300"),
+        "missing-images-panel.css": ("text/css; charset=utf-8", "public, max-age=300"),
         "config.js": ("text/javascript; charset=utf-8", "no-cache"),
     }
     keys = {item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
@@ -250,7 +251,7 @@ def test_publish_uploads_the_four_files_and_invalidates_the_distribution(aws_env
     for key, (content_type, cache_control) in expected.items():
         head = s3.head_object(Bucket=BUCKET, Key=key)
         assert (head["ContentType"], head["CacheControl"]) == (content_type, cache_control), key
-    for key in ("index.html", "app.js", "styles.css"):
+    for key in ("index.html", "page.js", "missing-images-panel.js", "missing-images-panel.css"):
         body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
         assert body == (publish_panel.WEB / key).read_bytes()
     config = s3.get_object(Bucket=BUCKET, Key="config.js")["Body"].read().decode()
