@@ -343,3 +343,16 @@ def test_a_stuck_job_of_a_batch_this_stack_never_had_gets_a_new_job(api, handler
     batches = boto3.client("dynamodb", region_name=REGION).scan(TableName=stack.physical("BatchTable"))["Items"]
     assert {item["batchId"]["S"] for item in batches} >= {report["batch_id"]}
     assert "old-stack-1" not in {item["batchId"]["S"] for item in batches}
+
+
+def test_a_task_that_fails_is_reported_alone_and_logged_with_its_message_id(handler, stack, caplog):
+    """The task dead-letter queue's runbook starts from the log line a failed task leaves."""
+    event = load_event("tasks-sqs.json")
+    good = event["Records"][0]
+    broken = {**good, "messageId": "broken-task-1", "body": json.dumps({"kind": "no-such-task"})}
+
+    response = handler("tasks").lambda_handler({"Records": [broken]}, LambdaContext())
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "broken-task-1"}]}
+    (failure,) = [r for r in caplog.records if getattr(r, "record", None) == "broken-task-1"]
+    assert failure.levelname == "WARNING" and "no-such-task" in failure.error

@@ -201,7 +201,7 @@ def test_an_image_set_meanwhile_by_another_writer_is_kept_and_ours_removed(api, 
     assert objects(stack) == []
 
 
-def test_a_message_that_is_not_a_job_fails_alone(api, handler, stack):
+def test_a_message_that_is_not_a_job_fails_alone_and_says_so_in_the_log(api, handler, stack, caplog):
     queue(api)
     worker = handler("worker")
     messages = receive(stack)
@@ -211,6 +211,8 @@ def test_a_message_that_is_not_a_job_fails_alone(api, handler, stack):
 
     assert response == {"batchItemFailures": [{"itemIdentifier": "poison-1"}]}
     assert table_item(stack, *TRIP_KEY)["imageStatus"] == "ready"
+    (failure,) = [r for r in caplog.records if getattr(r, "record", None) == "poison-1"]
+    assert failure.levelname == "WARNING" and failure.error.startswith("ValueError: ImageJob")
 
 
 def test_when_time_runs_short_the_rest_of_the_batch_goes_back_at_once_untouched(api, handler, stack, monkeypatch):

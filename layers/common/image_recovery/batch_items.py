@@ -17,13 +17,22 @@ def partial_batch_response(
 ) -> dict[str, list[dict]]:
     """Handle each record in turn; a record whose handling raises is reported (`identifier` names it) and
     the others go on. Every failure is reported item by item, even when all fail, so the Errors metric
-    means a crash of the function, not a failed record."""
+    means a crash of the function, not a failed record.
+
+    Every failure leaves a log line naming the record and the error, so that a message that is not a job,
+    a task that raises or a retried delivery can be found by its id; the traceback comes with it unless the
+    exception says it is an expected way for a record to come back (`expected = True`: a retry, a hand-back).
+    """
     failures = []
     for record in records:
         try:
             handle(record)
-        except Exception:
-            logger.debug("record failed", exc_info=True)
+        except Exception as error:
+            logger.warning(
+                "record not done: it comes back",
+                extra={"record": identifier(record), "error": f"{type(error).__name__}: {error}"},
+                exc_info=not getattr(error, "expected", False),
+            )
             failures.append({"itemIdentifier": identifier(record)})
     return {"batchItemFailures": failures}
 

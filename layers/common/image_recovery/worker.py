@@ -44,6 +44,8 @@ WHERE = "worker"
 class RetryableJobError(Exception):
     """Raised to hand the message back to SQS for another delivery (or, after the last, the DLQ)."""
 
+    expected = True  # a retry, logged without a traceback (image_recovery.batch_items)
+
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason

@@ -39,10 +39,14 @@ class HandedBack(Exception):
     """A job that was to go back to the queue as a new message could not be sent: its own message goes
     back instead (its visibility changed), and SQS counts this delivery toward MaxReceiveCount."""
 
+    expected = True
+
 
 class AttemptsUsedUp(Exception):
     """A job re-sent after earlier attempts came back after its last one (image_recovery.jobs): its message
     goes back at once, untouched, until SQS's own receive count moves it to the dead-letter queue."""
+
+    expected = True
 
 
 def _attempt(record: dict) -> int:
