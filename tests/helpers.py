@@ -101,3 +101,16 @@ def metric_total(emitted: list[dict], name: str, **dimensions: str) -> float:
         if all(document.get(key) == wanted for key, wanted in dimensions.items())
         for value in (document.get(name) if isinstance(document.get(name), list) else [document.get(name, 0)])
     )
+
+
+def drained(total: int, succeeded: int, failed: int = 0) -> dict:
+    """A batch's progress once its jobs have all ended (compare with `progress | {"batchId": None}`)."""
+    return {
+        "batchId": None,
+        "total": total,
+        "queued": 0,
+        "generating": 0,
+        "succeeded": succeeded,
+        "failed": failed,
+        "complete": True,
+    }

@@ -16,7 +16,16 @@ from devtools.template_resources import load_template
 from image_recovery import aws
 from image_recovery.errors import ContentFilteredError, ModelUnavailableError, TransientGenerationError
 from image_recovery.providers.local import LocalImageProvider
-from tests.helpers import REGION, call_api, metric_total, metrics_emitted, queued_jobs, table_item, take_messages
+from tests.helpers import (
+    REGION,
+    call_api,
+    drained,
+    metric_total,
+    metrics_emitted,
+    queued_jobs,
+    table_item,
+    take_messages,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -147,15 +156,7 @@ def test_a_job_that_keeps_failing_ends_in_the_dlq_and_its_record_failed(api, han
     record = table_item(stack, *TRIP_KEY)
     assert (record["imageStatus"], record["imageError"]) == ("failed", "throttled")
     assert record["imageAttempts"] == 5
-    assert progress(api, batch_id) | {"batchId": None} == {
-        "batchId": None,
-        "total": 1,
-        "queued": 0,
-        "generating": 0,
-        "succeeded": 0,
-        "failed": 1,
-        "complete": True,
-    }
+    assert progress(api, batch_id) | {"batchId": None} == drained(1, 0, 1)
     emitted = metrics_emitted(capsys.readouterr().out)
     assert any(m.get("GenerationFailures") == [1.0] and m.get("reason") == "throttled" for m in emitted)
 
@@ -171,15 +172,7 @@ def test_redrive_brings_dead_lettered_jobs_back_and_they_finish(api, handler, st
     assert report.moved == 1
     record = table_item(stack, *TRIP_KEY)
     assert record["imageStatus"] == "ready"
-    assert progress(api, batch_id) | {"batchId": None} == {
-        "batchId": None,
-        "total": 1,
-        "queued": 0,
-        "generating": 0,
-        "succeeded": 1,
-        "failed": 0,
-        "complete": True,
-    }
+    assert progress(api, batch_id) | {"batchId": None} == drained(1, 1)
 
 
 def test_retry_failed_requeues_every_failed_record_of_the_user_and_nothing_else(api, handler, stack, sqs, monkeypatch):
