@@ -48,6 +48,8 @@ def resource_params(api_params: Mapping[str, Any]) -> dict[str, Any]:
         picked["TransactItems"] = [
             (kind, detail["TableName"]) for item in api_params["TransactItems"] for kind, detail in item.items()
         ]
+    if "Entries" in api_params and api_params["Entries"] and "EventBusName" in api_params["Entries"][0]:
+        picked["EventBuses"] = sorted({entry.get("EventBusName", "default") for entry in api_params["Entries"]})
     if isinstance(api_params.get("Delete"), Mapping):  # DeleteObjects: the keys it removes
         picked["Keys"] = [entry["Key"] for entry in api_params["Delete"].get("Objects", [])]
     return picked

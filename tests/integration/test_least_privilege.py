@@ -293,6 +293,11 @@ def iam_requests(call: AwsCall) -> list[Request]:
             requests = [Request("s3:ListBucket", bucket, context)]
     elif call.service == "sqs" and op in _SQS:
         requests = [Request(f"sqs:{_SQS[op]}", _queue_arn(call))]
+    elif call.service == "events" and op == "PutEvents":
+        requests = [
+            Request("events:PutEvents", f"arn:aws:events:{call.region}:{ACCOUNT}:event-bus/{bus}")
+            for bus in p["EventBuses"]
+        ]
     elif call.service == "bedrock-runtime" and op in ("InvokeModel", "InvokeModelWithResponseStream"):
         requests = invoke_requests(f"bedrock:{op}", p["modelId"], call.region)
     if not requests:

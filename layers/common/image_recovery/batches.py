@@ -18,7 +18,7 @@ from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from image_recovery.models import ImageBatch, JobLedger
-from image_recovery.repository import utc_now
+from image_recovery.repository import conditional_update, utc_now
 
 BATCH_RETENTION = timedelta(days=30)
 _CONDITION_FAILED = "ConditionalCheckFailed"
@@ -95,6 +95,22 @@ class BatchRepository:
     def add_queued(self, batch_id: str, count: int) -> None:
         if count:
             ImageBatch(batch_id).update(actions=[ImageBatch.total.add(count)])
+
+    def finish(self, batch_id: str) -> tuple[str, BatchProgress] | None:
+        """If every job of a person's batch has ended (and no fan-out is still adding to it), mark the batch
+        finished: (owner, progress) for the one caller whose conditional write did it, None for everyone else.
+        The service's own batches (the sweep's, owners with "#") are never announced."""
+        batch = self.get(batch_id)
+        if batch is None or batch.finished_at or batch.user_id.startswith("#"):
+            return None
+        progress = BatchProgress.of(batch)
+        if not progress.complete or progress.queued or progress.generating:
+            return None
+        if not conditional_update(
+            ImageBatch(batch_id), [ImageBatch.finished_at.set(utc_now())], ImageBatch.finished_at.does_not_exist()
+        ):
+            return None
+        return batch.user_id, progress
 
     def job_state(self, job_id: str) -> JobState:
         try:

@@ -122,6 +122,8 @@ class WorkerSettings(CommonSettings):
     max_receive_count: int = _variable("MAX_RECEIVE_COUNT", parse=_integer(1), default=5)
     # The account's Bedrock quota for the model, requests a minute (BedrockRequestsPerMinute); 0: no governor.
     bedrock_requests_per_minute: int = _variable("BEDROCK_REQUESTS_PER_MINUTE", parse=_integer(0), default=0)
+    # the EventBridge bus the host app's events go to (image_recovery.host_events); empty: none
+    event_bus: str = _variable("EVENT_BUS_NAME", parse=_stripped, default="")
 
     @property
     def model_region(self) -> str:

@@ -331,6 +331,8 @@ class ImageBatch(Model):
     failed = NumberAttribute(default=0)
     # False while a fan-out task is still queueing the rest of a large request
     complete = BooleanAttribute(default=True)
+    # when its last job ended and the host app was told (image_recovery.host_events): once per batch
+    finished_at = UnicodeAttribute(attr_name="finishedAt", null=True)
     expires_at = TTLAttribute(attr_name="expiresAt", null=True)
 
 

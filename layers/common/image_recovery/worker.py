@@ -26,6 +26,7 @@ from image_recovery.errors import (
     TransientGenerationError,
 )
 from image_recovery.governor import Booking, RateGovernor, booked_request_throttled, wait_out
+from image_recovery.host_events import HostEvents
 from image_recovery.jobs import ImageJob
 from image_recovery.models import ImageStatus, Reservation, Segment, TravelRecord, Trip
 from image_recovery.observability import METRICS_NAMESPACE, logger, metrics
@@ -72,6 +73,7 @@ class ImageWorker:
         store: ImageStore,
         governor: RateGovernor | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        events: HostEvents | None = None,
     ) -> None:
         self._records = records
         self._batches = batches
@@ -80,6 +82,7 @@ class ImageWorker:
         self._store = store
         self._governor = governor
         self._sleep = sleep
+        self._events = events or HostEvents(lambda: None, bus="")
 
     def process(self, job: ImageJob, *, attempt: int = 1, max_attempts: int = 1, may_wait: float = 0.0) -> JobResult:
         """Run one delivery of a job. `attempt` is the job's attempt (image_recovery.jobs.ImageJob.attempt).
@@ -147,7 +150,7 @@ class ImageWorker:
         self._discard_unless_referenced(job, record)
         # A deleted record ends its job as failed (DESIGN §3). A record given to another job: whoever took it
         # ended this job already, or the host deleted and wrote the record again; either way it is failed.
-        self._batches.move(job.batch_id, job.job_id, JobState.FAILED)
+        self._end(job, JobState.FAILED)
         if record is None:
             return JobResult(job.job_id, "failed", "not_found")
         return JobResult(job.job_id, "skipped", "superseded")
@@ -159,11 +162,11 @@ class ImageWorker:
             if record.image_status in (ImageStatus.QUEUED, ImageStatus.GENERATING):
                 self._records.settle_in_flight(record, job.job_id)
             self._discard_unless_referenced(job, record)
-            self._batches.move(job.batch_id, job.job_id, JobState.SUCCEEDED)
+            self._end(job, JobState.SUCCEEDED)
             return JobResult(job.job_id, "skipped", "has_image")
         # failed for good, or a state nobody can work from (another writer changed imageStatus): it ends failed
         self._discard_unless_referenced(job, record)
-        self._batches.move(job.batch_id, job.job_id, JobState.FAILED)
+        self._end(job, JobState.FAILED)
         return JobResult(job.job_id, "skipped", f"already_{record.image_status or 'missing'}")
 
     def _book(self, may_wait: float) -> Booking | None:
@@ -238,12 +241,18 @@ class ImageWorker:
             return self._already_over(job, current)
         if record.regenerating:
             self._remove_replaced(job, record)
-        self._batches.move(job.batch_id, job.job_id, JobState.SUCCEEDED)
+        self._events.image_generated(job, url, regenerated=record.regenerating)
+        self._end(job, JobState.SUCCEEDED)
         metrics.add_metric(
             name="ImagesRegenerated" if record.regenerating else "ImagesGenerated", unit=MetricUnit.Count, value=1
         )
         logger.info("image stored", extra={"image_key": key, "model": image.model, "replaced": record.image_replaces})
         return JobResult(job.job_id, "succeeded", image_key=key)
+
+    def _end(self, job: ImageJob, state: JobState) -> None:
+        """Count the job's end in its batch; the job that ends a person's batch tells the host app so."""
+        if self._batches.move(job.batch_id, job.job_id, state) and (finished := self._batches.finish(job.batch_id)):
+            self._events.batch_completed(*finished)
 
     def _remove_replaced(self, job: ImageJob, record: TravelRecord) -> None:
         """A regeneration wrote its image back: the object it replaced goes, if it is the service's own one of
@@ -265,7 +274,8 @@ class ImageWorker:
             job, ImageStatus.FAILED, image_error=reason
         ):
             self._store.delete(image_key(job))  # stored before a later step failed: nothing points at it
-            self._batches.move(job.batch_id, job.job_id, JobState.FAILED)
+            self._events.image_failed(job, reason)
+            self._end(job, JobState.FAILED)
             return JobResult(job.job_id, "failed", reason)
         current = self._records.get(job.pk, job.sk, where=WHERE)
         if current is None or current.image_job_id != job.job_id:

@@ -21,6 +21,7 @@ from image_recovery.batch_items import partial_batch_response, records_of, sqs_m
 from image_recovery.batches import BatchRepository
 from image_recovery.config import WorkerSettings
 from image_recovery.governor import Deferred, DynamoBudgetStore, Policy, RateGovernor
+from image_recovery.host_events import HostEvents
 from image_recovery.jobs import ImageJob
 from image_recovery.observability import logger, metrics
 from image_recovery.providers import build_provider
@@ -107,7 +108,15 @@ class WorkerRuntime:
             if settings.governed
             else None
         )
-        self.worker = ImageWorker(RecordRepository(), BatchRepository(), StyleCatalog(), provider, store, governor)
+        self.worker = ImageWorker(
+            RecordRepository(),
+            BatchRepository(),
+            StyleCatalog(),
+            provider,
+            store,
+            governor,
+            events=HostEvents(lambda: aws.client("events"), settings.event_bus),
+        )
         self._idempotency = IdempotencyConfig(
             event_key_jmespath="job_id", expires_after_seconds=IDEMPOTENCY_TTL_SECONDS
         )
