@@ -44,7 +44,15 @@ from bench.data import Dataset, make_dataset, seed
 from devtools.audit import Audit, audit, count_write_backs
 from devtools.embedded_aws import REGION, embedded_aws, use_function_environment
 from devtools.faults import CRASH, Fault, FaultInjector, InjectedCrash, bedrock_stand_in
-from devtools.lambda_runtime import LambdaContext, SimulatedClock, SqsPoller, http_event, load_event, load_handler
+from devtools.lambda_runtime import (
+    LambdaContext,
+    SimulatedClock,
+    SqsPoller,
+    http_event,
+    load_event,
+    load_handler,
+    waits_on,
+)
 from devtools.ops import copy_messages
 from devtools.streams import LocalStream
 from devtools.template_resources import LocalStack
@@ -130,7 +138,7 @@ class Chaos:
         self.injector.enabled = False
         queuers = {"QUEUE_WORKERS": str(options.queue_workers)} if options.queue_workers else {}
         self.api = self._load("api", **queuers)
-        self.worker = self._load("worker", IMAGE_PROVIDER="bedrock")
+        self.worker = waits_on(self._load("worker", IMAGE_PROVIDER="bedrock"), self.clock)
         self.sweep = self._load("sweep", **queuers)
         self.tasks = self._load("tasks", **queuers)
         self.sqs = boto3.client("sqs", region_name=REGION)

@@ -20,7 +20,15 @@ from PIL import Image
 
 from devtools.audit import Audit, audit, count_write_backs, missing_keys
 from devtools.faults import CRASH, TIMEOUT, Fault, FaultInjector, bedrock_stand_in, updates_attribute
-from devtools.lambda_runtime import LambdaContext, SimulatedClock, SqsPoller, http_event, load_event, sqs_event
+from devtools.lambda_runtime import (
+    LambdaContext,
+    SimulatedClock,
+    SqsPoller,
+    http_event,
+    load_event,
+    sqs_event,
+    waits_on,
+)
 from devtools.ops import copy_messages
 from devtools.seed import ALICE, BOB, put_items, trip
 from image_recovery import aws
@@ -116,12 +124,12 @@ def test_an_upload_that_always_fails_ends_failed_with_its_reason_and_stores_noth
 
 
 @pytest.fixture
-def bedrock_worker(handler, clock, monkeypatch):
+def bedrock_worker(handler, clock):
     """The worker with the Bedrock provider and the template's rate governor, whose waits for a slot move
     the simulated clock on instead of sleeping."""
-    worker = handler("worker", IMAGE_PROVIDER="bedrock", BEDROCK_MODEL_ID="stability.stable-image-core-v1:1")
-    monkeypatch.setattr(worker.runtime.worker, "_sleep", clock.sleep)
-    return worker
+    return waits_on(
+        handler("worker", IMAGE_PROVIDER="bedrock", BEDROCK_MODEL_ID="stability.stable-image-core-v1:1"), clock
+    )
 
 
 def bedrock(faults: list[Fault], **stand_in) -> FaultInjector:

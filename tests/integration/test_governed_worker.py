@@ -20,7 +20,7 @@ from PIL import Image
 
 from devtools.audit import audit, missing_keys
 from devtools.faults import Fault, FaultInjector, bedrock_stand_in
-from devtools.lambda_runtime import SimulatedClock, SqsPoller, http_event
+from devtools.lambda_runtime import SimulatedClock, SqsPoller, http_event, waits_on
 from devtools.seed import ALICE, put_items, trip
 from image_recovery import aws
 from image_recovery.governor import DynamoBudgetStore, Policy
@@ -77,13 +77,12 @@ def queued(stack, handler, deliver_stream) -> list[tuple[str, str]]:
     return keys
 
 
-def governed_worker(handler, clock, monkeypatch):
+def governed_worker(handler, clock):
     """A new worker container with the template's environment and the Bedrock provider; its waits for a
     slot move the simulated clock on."""
     worker = handler("worker", IMAGE_PROVIDER="bedrock", BEDROCK_MODEL_ID=MODEL)
     assert worker.runtime.worker._governor is not None  # the template's BedrockRequestsPerMinute turns it on
-    monkeypatch.setattr(worker.runtime.worker, "_sleep", clock.sleep)
-    return worker
+    return waits_on(worker, clock)
 
 
 def dead_letters(stack) -> int:
@@ -101,12 +100,12 @@ def every_record_has_its_image(stack, keys) -> None:
 
 
 def test_a_bedrock_that_throttles_pushes_the_fleet_back_and_every_job_ends_with_its_image(
-    stack, handler, queued, clock, monkeypatch
+    stack, handler, queued, clock
 ):
     # Given two worker containers sharing the template's budget (60 a minute), and a Bedrock whose real
     # quota is half of that
     bedrock = QuotaStandIn(per_minute=30)
-    containers = [governed_worker(handler, clock, monkeypatch) for _ in range(2)]
+    containers = [governed_worker(handler, clock) for _ in range(2)]
     pollers = [
         SqsPoller(stack.physical("JobQueue"), stack.arns["JobQueue"], worker, region=REGION, batch_size=5)
         for worker in containers
@@ -130,7 +129,7 @@ def test_a_bedrock_that_throttles_pushes_the_fleet_back_and_every_job_ends_with_
 
 
 def test_a_job_deferred_more_often_than_max_receive_count_is_never_dead_lettered_nor_charged_an_attempt(
-    stack, handler, queued, clock, monkeypatch, capsys
+    stack, handler, queued, clock, capsys
 ):
     # Given a worker whose invocations can wait at most half a second for a slot (57 a minute: one a second),
     # so that of each batch one job gets a slot and the rest are deferred
@@ -141,7 +140,7 @@ def test_a_job_deferred_more_often_than_max_receive_count_is_never_dead_lettered
             sent.append({**json.loads(params["MessageBody"]), "delay": params["DelaySeconds"]})
 
     injector = FaultInjector(answers={("bedrock-runtime", "InvokeModel"): bedrock_stand_in(_png())}, observers=[resent])
-    worker = governed_worker(handler, clock, monkeypatch)
+    worker = governed_worker(handler, clock)
     slack_ms = int((aws.JOB_BUDGET_SECONDS + 0.5) * 1000)
     poller = SqsPoller(
         stack.physical("JobQueue"), stack.arns["JobQueue"], worker, region=REGION, batch_size=10, remaining_ms=slack_ms
