@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -15,6 +17,7 @@ from devtools.seed import ALICE, BOB, put_items, trip
 from devtools.template_resources import load_template
 from image_recovery import aws
 from image_recovery.errors import ContentFilteredError, ModelUnavailableError, TransientGenerationError
+from image_recovery.observability import logger
 from image_recovery.providers.local import LocalImageProvider
 from tests.helpers import (
     REGION,
@@ -203,7 +206,8 @@ def test_the_sweep_sends_a_lost_job_again_and_its_batch_counts_it_on(api, handle
     assert report["stuck"] == 1
     record = table_item(stack, *TRIP_KEY)
     assert (record["imageStatus"], record["imageJobId"]) == ("queued", json.loads(lost["Body"])["jobId"])
-    assert [job for job in queued_jobs(stack) if job["recordId"] == "trip-euro"] == [json.loads(lost["Body"])]
+    lost_job = {k: v for k, v in json.loads(lost["Body"]).items() if k != "correlationId"}  # the record lacks it
+    assert [job for job in queued_jobs(stack) if job["recordId"] == "trip-euro"] == [lost_job]
     assert progress(api, old_batch)["queued"] == 1  # still the person's job, still waiting
     worker = handler("worker")
     assert drain(stack, worker)["failed"] == 0
@@ -349,3 +353,28 @@ def test_a_task_that_fails_is_reported_alone_and_logged_with_its_message_id(hand
     assert response == {"batchItemFailures": [{"itemIdentifier": "broken-task-1"}]}
     (failure,) = [r for r in caplog.records if getattr(r, "record", None) == "broken-task-1"]
     assert failure.levelname == "WARNING" and "no-such-task" in failure.error
+
+
+def test_one_record_can_be_followed_from_the_request_to_the_write_back_in_the_logs(api, handler, stack):
+    """What docs/operations.md's query does in CloudWatch Logs Insights: one record id (or the request's
+    correlation id) finds the API's line for its job and every worker line about it."""
+    written = io.StringIO()
+    log_lines = logging.StreamHandler(written)
+    log_lines.setFormatter(logger.registered_formatter)  # the JSON lines CloudWatch receives
+    logger.addHandler(log_lines)
+    try:
+        request = http_event("api-queue-selected.json", sub=ALICE, body={"tripIds": ["trip-euro", "trip-summer"]})
+        call_api(api, request)
+        drain(stack, handler("worker"))
+    finally:
+        logger.removeHandler(log_lines)
+
+    lines = [json.loads(line) for line in written.getvalue().splitlines()]
+    about = [line for line in lines if line.get("record_id") == "trip-euro"]
+    (queued,) = [line for line in about if line["message"] == "job queued"]
+    assert queued["correlation_id"] == request["requestContext"]["requestId"]
+    worker_lines = [line for line in about if line is not queued]
+    assert [line["message"] for line in worker_lines] == ["image stored"]
+    assert {(line["job_id"], line["record_type"], line["correlation_id"]) for line in worker_lines} == {
+        (queued["job_id"], "trip", queued["correlation_id"])
+    }

@@ -29,9 +29,14 @@ class ImageJob(Message):
     # how often the job was handed back. Optional, so messages without them (and older workers) still work.
     earlier_attempts: int = rule(int, minimum=0, default=0)
     deferrals: int = rule(int, minimum=0, default=0)
+    # the id of the request that queued it (API Gateway's request id), so one record can be followed through
+    # the API's and the worker's logs; empty for the sweep's jobs
+    correlation_id: str = rule(str, pattern=r"\A[\x21-\x7e]{0,128}\Z", default="")
 
     @classmethod
-    def for_record(cls, record: TravelRecord, *, job_id: str, batch_id: str, style_id: str) -> ImageJob:
+    def for_record(
+        cls, record: TravelRecord, *, job_id: str, batch_id: str, style_id: str, correlation_id: str = ""
+    ) -> ImageJob:
         return cls(
             job_id=job_id,
             batch_id=batch_id,
@@ -40,6 +45,7 @@ class ImageJob(Message):
             entity_type=record.kind,
             record_id=record.id,
             style_id=style_id,
+            correlation_id=correlation_id,
         )
 
     def attempt(self, receive_count: int) -> int:
@@ -51,5 +57,5 @@ class ImageJob(Message):
         return dataclasses.replace(self, earlier_attempts=self.attempt(receive_count) - 1, deferrals=self.deferrals + 1)
 
     def to_message(self) -> str:
-        """The message body: a first message is exactly DESIGN §4's; the hand-back fields once they count."""
-        return self.to_json(omit_defaults=("earlier_attempts", "deferrals"))
+        """The message body: DESIGN §4's fields, and the optional ones only when they say something."""
+        return self.to_json(omit_defaults=("earlier_attempts", "deferrals", "correlation_id"))

@@ -112,6 +112,20 @@ def skip_reason(
     return None
 
 
+def log_queued(record: TravelRecord, job: ImageJob, message: str = "job queued") -> None:
+    """One line per job sent: the record it is for, and the ids that follow it into the worker's logs."""
+    logger.info(
+        message,
+        extra={
+            "record_type": record.kind.label,
+            "record_id": record.id,
+            "sk": record.sk,
+            "job_id": job.job_id,
+            "batch_id": job.batch_id,
+        },
+    )
+
+
 def job_on(record: TravelRecord) -> ImageJob | None:
     """The job on an in-flight record, if the record names one the service could have queued (its id, batch and
     style; a careless writer may have written anything there)."""
@@ -240,8 +254,11 @@ class Queuer:
     ) -> _Marking:
         """Start marking each record of the chunk for its own new job, on the pool."""
         marking = []
+        correlation_id = logger.get_correlation_id() or ""  # the API request's, carried to the worker's logs
         for record in chunk:
-            job = ImageJob.for_record(record, job_id=uuid.uuid4().hex, batch_id=batch_id, style_id=style_id)
+            job = ImageJob.for_record(
+                record, job_id=uuid.uuid4().hex, batch_id=batch_id, style_id=style_id, correlation_id=correlation_id
+            )
             claiming = pool.submit(
                 self._claim, record, job, stale_before=stale_before, named=named, regenerate=regenerate
             )
@@ -308,6 +325,7 @@ class Queuer:
                 self._release(record, job)
                 outcomes[index] = ItemOutcome(record.kind.label, record.id, FAILED, "enqueue_failed")
             else:
+                log_queued(record, job)
                 outcomes[index] = ItemOutcome(record.kind.label, record.id, QUEUED)
         return [outcomes[i] for i in range(len(marking))]
 
@@ -343,10 +361,7 @@ class Queuer:
                     self._batches.move(job.batch_id, job.job_id, JobState.FAILED)  # counted in its batch already
                     outcomes[index] = ItemOutcome(record.kind.label, record.id, FAILED, "enqueue_failed")
                 else:
-                    logger.warning(
-                        "sent a stuck job's lost message again",
-                        extra={"sk": record.sk, "job_id": job.job_id, "batch_id": job.batch_id},
-                    )
+                    log_queued(record, job, "sent a stuck job's lost message again")
                     outcomes[index] = ItemOutcome(record.kind.label, record.id, QUEUED)
             metrics.add_metric(name="StuckJobsRequeued", unit=MetricUnit.Count, value=len(marked) - len(rejected))
             yield from (outcomes[i] for i in range(len(chunk)))

@@ -157,12 +157,15 @@ class TaskRunner:
             )
             queued += sum(o.outcome == "queued" for o in outcomes)
             key = page.next_key
-            if key is None:
-                self._batches.mark_complete(task.batch_id)
-                return {"kind": task.kind, "queued": queued, "done": True}
-            if time_is_up():
-                self._tasks.send(replace(task, start_key=key))
-                return {"kind": task.kind, "queued": queued, "done": False}
+            if key is None or time_is_up():
+                break
+        if key is None:
+            self._batches.mark_complete(task.batch_id)
+        else:
+            self._tasks.send(replace(task, start_key=key))
+        summary = {"kind": task.kind, "queued": queued, "done": key is None}
+        logger.info("fan-out progress", extra={**summary, "batch_id": task.batch_id, "user_id": task.user_id})
+        return summary
 
     def _repair(self, task: RepairSegmentTask, time_is_up: Callable[[], bool]) -> dict:
         changes = dict.fromkeys(IndexChange, 0)

@@ -130,7 +130,11 @@ class ImageWorker:
             self._fail(job, record, reason, detail)
         else:
             self._records.note_retry(record, job.job_id, reason=reason, detail=detail)
-            metrics.add_metric(name="GenerationRetried", unit=MetricUnit.Count, value=1)
+            logger.warning("attempt failed; the job is retried", extra={"reason": reason, "detail": detail})
+            with single_metric(
+                name="GenerationRetried", unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE
+            ) as retried:
+                retried.add_dimension(name="reason", value=reason)
         raise RetryableJobError(reason, detail)
 
     def _claim(self, job: ImageJob, record: TravelRecord) -> bool:

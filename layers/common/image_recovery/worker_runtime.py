@@ -149,7 +149,14 @@ class WorkerRuntime:
             return self._hand_back(record, 0, "JobsHandedBack", "too little time left for it")
         if self._deferral is not None:
             return self._hand_back(record, self._deferral, "JobsDeferred", "an earlier job of the batch was deferred")
-        logger.append_keys(job_id=job.job_id, batch_id=job.batch_id, user_id=job.pk.removeprefix("USER#"))
+        logger.append_keys(
+            job_id=job.job_id,
+            batch_id=job.batch_id,
+            user_id=job.pk.removeprefix("USER#"),
+            record_type=job.entity_type.label,
+            record_id=job.record_id,
+            correlation_id=job.correlation_id or None,
+        )
         try:
             return self._process_once(job=job, attempt=attempt, max_attempts=self._max_attempts, may_wait=slack)
         except Deferred as deferred:
@@ -159,7 +166,7 @@ class WorkerRuntime:
             self._delay_retry(record.receipt_handle, attempt)
             raise
         finally:
-            logger.remove_keys(["job_id", "batch_id", "user_id"])
+            logger.remove_keys(["job_id", "batch_id", "user_id", "record_type", "record_id", "correlation_id"])
 
     def _hand_back(self, record: JobRecord, delay_seconds: int, metric: str, why: str) -> dict:
         """Send the job again as a new message, delayed, and acknowledge this one: SQS would count this
