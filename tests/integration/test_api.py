@@ -7,7 +7,7 @@ import json
 import pytest
 from botocore.stub import Stubber
 
-from devtools.lambda_runtime import EVENTS, http_event
+from devtools.lambda_runtime import EVENTS, http_event, load_event
 from devtools.seed import ALICE, BOB, put_items, trip
 from devtools.template_resources import load_template
 from image_recovery import aws
@@ -72,6 +72,8 @@ def test_queue_selected_marks_records_queued_and_sends_one_message_each(api, sta
         "entityType": "TRIP",
         "recordId": "trip-euro",
         "styleId": "watercolor",
+        # the request's id (API Gateway's), so the record can be followed into the worker's logs
+        "correlationId": load_event("api-queue-selected.json")["requestContext"]["requestId"],
     }
 
 
