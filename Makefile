@@ -36,7 +36,7 @@ $(CHECKOV):
 help:
 	@echo "make demo           run the main job end to end on an embedded AWS (moto on 127.0.0.1)"
 	@echo "make serve          the missing-images panel on a local stack: http://127.0.0.1:$(PORT)/ (PORT=8000; local-only sign-in)"
-	@echo "make test           the whole test suite in $(TEST_WORKERS) processes (TEST_WORKERS), about 3 minutes; browser tests need /usr/bin/chromium"
+	@echo "make test           the whole test suite in $(TEST_WORKERS) processes (TEST_WORKERS), about 4 minutes; browser tests need /usr/bin/chromium"
 	@echo "make test-fast      the unit tests only, in about 15 s: the edit loop"
 	@echo "make soak           the careless-host state machine for 5,000+ steps with a table, then the chaos, race, fuzz and"
 	@echo "                    property tests (marker soak) at large sizes (SOAK=1); about 35 minutes (SOAK_ARGS=--examples 200 --steps 40)"
