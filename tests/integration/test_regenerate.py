@@ -329,14 +329,20 @@ def test_regenerating_a_record_without_an_image_queues_it_as_missing(api, worker
     assert table_item(stack, f"USER#{ALICE}", "TRIP#trip-new")["imageStatus"] == "ready"
 
 
-def test_a_regeneration_waiting_behind_a_backlog_is_not_taken_over(api, generated, stack):
-    """No progress for StuckJobMinutes is not a lost job while the queue still holds messages."""
+def test_a_person_asking_again_after_stuck_job_minutes_takes_over_even_with_the_message_still_queued(
+    api, worker, generated, stack
+):
+    """Unlike the sweep, a request does not wait for the queue to empty: the person asked again. The earlier
+    message, when it comes, finds another job on the record and does nothing; the record keeps its image."""
     regenerate(api)
-    job_id = table_item(stack, *TRIP_KEY)["imageJobId"]
+    first_job = table_item(stack, *TRIP_KEY)["imageJobId"]
 
     with time_machine.travel(datetime.now(UTC) + timedelta(minutes=61)):
         _, again = regenerate(api)
+        assert again["items"][0]["outcome"] == "queued"
+        assert table_item(stack, *TRIP_KEY)["imageUrl"] == generated["imageUrl"]
+        assert drain(stack, worker) == {"handled": 2, "failed": 0}
 
-    assert again["items"][0]["reason"] == "already_queued"
-    assert table_item(stack, *TRIP_KEY)["imageJobId"] == job_id
-    assert [job["jobId"] for job in take_messages(stack)] == [job_id]
+    record = table_item(stack, *TRIP_KEY)
+    assert record["imageJobId"] != first_job and record["imageStatus"] == "ready"
+    assert objects(stack) == [record["imageKey"]]

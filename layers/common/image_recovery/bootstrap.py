@@ -56,7 +56,6 @@ def api(settings: ApiSettings) -> Api:
         BatchRepository(),
         StyleCatalog(),
         _queuer(settings),
-        _job_queue(settings),
         TaskQueue(lambda: aws.client("sqs"), settings.task_queue_url),
         IndexState(settings.travel_table),
         max_ids_per_request=settings.max_ids_per_request,

@@ -14,8 +14,8 @@ from image_recovery.errors import BadRequestError, NotFoundError
 from image_recovery.index_state import IndexState
 from image_recovery.models import Reservation, Segment, TravelRecord, Trip, is_failed
 from image_recovery.observability import logger
-from image_recovery.queueing import FAILED, ItemOutcome, JobQueue, Queuer, lost_before
-from image_recovery.repository import TRIP_TREE, RecordRepository
+from image_recovery.queueing import FAILED, ItemOutcome, Queuer
+from image_recovery.repository import TRIP_TREE, RecordRepository, iso_utc
 from image_recovery.styles import PromptStyle, StyleCatalog
 from image_recovery.tasks import QUEUE_PAGE_SIZE, QueueMissingTask, TaskQueue
 
@@ -195,7 +195,6 @@ class RecoveryService:
         batches: BatchRepository,
         styles: StyleCatalog,
         queuer: Queuer,
-        job_queue: JobQueue,
         tasks: TaskQueue,
         index: IndexState,
         *,
@@ -206,7 +205,6 @@ class RecoveryService:
         self._batches = batches
         self._styles = styles
         self._queuer = queuer
-        self._job_queue = job_queue
         self._tasks = tasks
         self._index = index
         self._max_ids = max_ids_per_request
@@ -256,7 +254,8 @@ class RecoveryService:
 
         `regenerate` (with ids only) queues named records that have an image too; the image stays until the new
         one is stored. A regeneration shows no progress in the missing index the sweep reads, so a request is
-        what takes over one stuck for longer than `stuck_after` whose message is lost (queueing.lost_before).
+        what takes over one that has shown no progress for `stuck_after`: the person asked again, so unlike the
+        sweep it does not wait for the job queue to empty (its earlier message, if it comes, does nothing).
         """
         if selection == "ids" and not requested:
             raise BadRequestError(
@@ -278,9 +277,7 @@ class RecoveryService:
                 candidates = [r for r in candidates if is_failed(r)]
 
         batch_id = self._queuer.open_batch(user_id, style.id)
-        stale_before = (
-            lost_before(datetime.now(UTC), self._stuck_after, self._job_queue.depth()) if regenerate else None
-        )
+        stale_before = iso_utc(datetime.now(UTC) - self._stuck_after) if regenerate else None
         outcomes = list(
             self._queuer.queue(
                 candidates,
