@@ -154,7 +154,9 @@ def _failed(reason: str) -> dict:
 
 def test_errors_name_what_failed_and_toasts_are_bounded_and_dismissable(page, server):
     open_panel(page, server.url)
-    # a style the API does not know: a real 400 from the handler, its message and code
+    # a style the API does not know: a real 400 from the handler, its message and code (added once the
+    # styles have loaded, or loading them would replace it)
+    expect(page.locator("#style option[value='watercolor']")).to_have_count(1)
     page.locator("#style").evaluate("select => { select.add(new Option('Bogus', 'no-such-style')); }")
     page.get_by_label("Style").select_option("no-such-style")
     generate = page.get_by_role("button", name="Generate image for Summer Vacation")

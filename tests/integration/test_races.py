@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.soak]
 
 QUIET = {"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
 LARGE = sized(ci=160, soak=400)  # more than one request queues at once (100): the rest fans out as tasks
-ROUNDS = sized(ci=3, soak=10)
+ROUNDS = sized(ci=2, soak=10)
 
 
 @pytest.fixture
