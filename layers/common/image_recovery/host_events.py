@@ -40,6 +40,10 @@ class HostEvents:
         self._client = client
         self._bus = bus
 
+    @property
+    def enabled(self) -> bool:
+        return bool(self._bus)
+
     def image_generated(self, job: ImageJob, image_url: str, *, regenerated: bool) -> None:
         self._put(IMAGE_GENERATED, {**_record(job), "imageUrl": image_url, "regenerated": regenerated})
 
@@ -59,7 +63,7 @@ class HostEvents:
         )
 
     def _put(self, detail_type: str, detail: dict[str, Any]) -> None:
-        if not self._bus:
+        if not self.enabled:
             return
         entry = {
             "Source": SOURCE,

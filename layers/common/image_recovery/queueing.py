@@ -15,7 +15,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from itertools import count, islice
 from typing import Any
 
@@ -26,7 +26,7 @@ from image_recovery.errors import TRANSIENT_REASONS
 from image_recovery.jobs import ImageJob
 from image_recovery.models import IN_FLIGHT, ImageStatus, TravelRecord
 from image_recovery.observability import logger, metrics
-from image_recovery.repository import RecordRepository, iso_utc
+from image_recovery.repository import RecordRepository
 
 SQS_BATCH_LIMIT = 10
 BATCH_TOTAL_EVERY_CHUNKS = 10
@@ -73,16 +73,6 @@ class QueueDepth:
 
     messages: int
     retention: timedelta
-
-
-def lost_before(now: datetime, stuck_after: timedelta, queue: QueueDepth) -> str:
-    """The cut-off for stuck jobs: an in-flight record with no progress since then has lost its message.
-
-    No progress for `stuck_after` alone does not prove it: a job may wait behind a long backlog. But a queue
-    that holds no message at all holds none of it, and a queue keeps no message longer than its retention
-    period. So while the queue holds anything, only records older than that are taken over.
-    """
-    return iso_utc(now - (stuck_after if queue.messages == 0 else max(stuck_after, queue.retention)))
 
 
 def failed_for_good(record: TravelRecord) -> bool:

@@ -17,7 +17,7 @@ from image_recovery.indexing import reconcile, scan_segment
 from image_recovery.jobs import ImageJob
 from image_recovery.models import IN_FLIGHT, ImageStatus, TravelRecord
 from image_recovery.observability import logger, metrics
-from image_recovery.queueing import JobQueue, Queuer, failed_for_good, is_stuck, lost_before
+from image_recovery.queueing import JobQueue, QueueDepth, Queuer, failed_for_good, is_stuck
 from image_recovery.repository import RecordRepository, iso_utc, utc_now
 from image_recovery.styles import StyleCatalog
 
@@ -64,6 +64,16 @@ def sweep_tier(record: TravelRecord, stale_before: str, now: datetime, retries: 
             return None
         return Tier.RETRY
     return Tier.NEVER_TRIED
+
+
+def lost_before(now: datetime, stuck_after: timedelta, queue: QueueDepth) -> str:
+    """The cut-off for stuck jobs: an in-flight record with no progress since then has lost its message.
+
+    No progress for `stuck_after` alone does not prove it: a job may wait behind a long backlog. But a queue
+    that holds no message at all holds none of it, and a queue keeps no message longer than its retention
+    period. So while the queue holds anything, only records older than that are taken over.
+    """
+    return iso_utc(now - (stuck_after if queue.messages == 0 else max(stuck_after, queue.retention)))
 
 
 class SweepIncomplete(Exception):

@@ -254,8 +254,10 @@ class ImageWorker:
         return JobResult(job.job_id, "succeeded", image_key=key)
 
     def _end(self, job: ImageJob, state: JobState) -> None:
-        """Count the job's end in its batch; the job that ends a person's batch tells the host app so."""
-        if self._batches.move(job.batch_id, job.job_id, state) and (finished := self._batches.finish(job.batch_id)):
+        """Count the job's end in its batch; the job that ends a person's batch tells the host app so (a read of
+        the batch per job, made only when there is a host app to tell)."""
+        moved = self._batches.move(job.batch_id, job.job_id, state)
+        if moved and self._events.enabled and (finished := self._batches.finish(job.batch_id)):
             self._events.batch_completed(*finished)
 
     def _remove_replaced(self, job: ImageJob, record: TravelRecord) -> None:
