@@ -126,12 +126,13 @@ def test_http_api_has_a_default_jwt_authorizer() -> None:
 ROUTES = {name: e for name, e in events_of("ApiFunction").items() if e["Type"] == "HttpApi"}
 
 
-def test_the_api_serves_the_four_contract_routes() -> None:
+def test_the_api_serves_the_four_contract_routes_and_the_budget() -> None:
     assert {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in ROUTES.values()} == {
         ("GET", "/missing-images"),
         ("POST", "/image-jobs"),
         ("GET", "/image-jobs/{batchId}"),
         ("GET", "/styles"),
+        ("GET", "/budget"),
     }
 
 

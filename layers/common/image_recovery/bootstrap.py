@@ -48,6 +48,7 @@ def _queuer(settings: ApiSettings | SweepSettings | IndexerSettings | TasksSetti
 def api(settings: ApiSettings) -> Api:
     from image_recovery.api import build_api
     from image_recovery.recovery import RecoveryService
+    from image_recovery.spending import DailySpend
     from image_recovery.tasks import TaskQueue
 
     _bind(settings)
@@ -60,6 +61,7 @@ def api(settings: ApiSettings) -> Api:
         IndexState(settings.travel_table),
         max_ids_per_request=settings.max_ids_per_request,
         stuck_after=timedelta(minutes=settings.stuck_after_minutes),
+        spend=DailySpend(lambda: aws.client("dynamodb"), settings.batch_table, settings.spending_policy()),
     )
     return build_api(service)
 

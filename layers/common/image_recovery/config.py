@@ -14,9 +14,12 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from image_recovery.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from image_recovery.spending import SpendingPolicy
 
 _TRUE = {"1", "true", "t", "yes", "y", "on"}
 _FALSE = {"0", "false", "f", "no", "n", "off"}
@@ -53,6 +56,15 @@ def _integer(low: int, high: int | None = None) -> Callable[[str], int]:
         return number
 
     return parse
+
+
+def _amount(value: str) -> float | None:
+    """A non-negative amount such as 0.04; empty: none given."""
+    if not value.strip():
+        return None
+    if not re.fullmatch(r"\d+(\.\d+)?", value.strip()):
+        raise ValueError("must be an amount such as 0.04, or empty")
+    return float(value)
 
 
 def _one_of(*choices: str) -> Callable[[str], str]:
@@ -100,7 +112,25 @@ class CommonSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ApiSettings(CommonSettings):
+class BudgetSettings(CommonSettings):
+    """The daily image budget (image_recovery.spending): the worker keeps it, the API estimates against it."""
+
+    # the model whose listed price estimates an image's cost (the worker requires it: it draws with it)
+    bedrock_model_id: str = _variable("BEDROCK_MODEL_ID", parse=_stripped, default="")
+    # model calls a UTC day (DailyImageBudget); 0: no cap
+    daily_image_budget: int = _variable("DAILY_IMAGE_BUDGET", parse=_integer(0), default=0)
+    # USD an image (EstimatedCostPerImage); empty: the listed price of BEDROCK_MODEL_ID, if known
+    cost_per_image: float | None = _variable("ESTIMATED_COST_PER_IMAGE", parse=_amount, default=None)
+
+    def spending_policy(self) -> SpendingPolicy:
+        from image_recovery.spending import SpendingPolicy, price_per_image
+
+        cost = self.cost_per_image if self.cost_per_image is not None else price_per_image(self.bedrock_model_id)
+        return SpendingPolicy(self.daily_image_budget, cost)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiSettings(BudgetSettings):
     job_queue_url: str = _variable("JOB_QUEUE_URL")
     task_queue_url: str = _variable("TASK_QUEUE_URL")
     max_ids_per_request: int = _variable("MAX_IDS_PER_REQUEST", parse=_integer(1, 1000), default=100)
@@ -109,7 +139,7 @@ class ApiSettings(CommonSettings):
 
 
 @dataclass(frozen=True, kw_only=True)
-class WorkerSettings(CommonSettings):
+class WorkerSettings(BudgetSettings):
     idempotency_table: str = _variable("IDEMPOTENCY_TABLE_NAME")
     image_bucket: str = _variable("IMAGE_BUCKET_NAME")
     image_provider: str = _variable("IMAGE_PROVIDER", parse=_one_of("bedrock", "local"))

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from image_recovery.spending import BudgetStatus
+
 
 class ImageRecoveryError(Exception):
     """Base class for every error this package raises on purpose."""
@@ -19,6 +24,21 @@ class BadRequestError(ImageRecoveryError):
         self.code = code
         self.message = message
         self.status = status
+
+
+class OverBudget(BadRequestError):
+    """A request for more images than the day's image budget has left, not confirmed: a 409, nothing written."""
+
+    def __init__(self, images: int, status: BudgetStatus, estimated_cost: float | None) -> None:
+        cost = f", about ${estimated_cost:,.2f}" if estimated_cost is not None else ""
+        super().__init__(
+            "over_budget",
+            f"This request would queue about {images} images{cost}, and today's image budget has "
+            f"{status.remaining_today} of {status.daily_images} left. The rest would wait for the next day "
+            '(UTC); send "confirmOverBudget": true to queue them anyway.',
+            status=409,
+        )
+        self.details = {"images": images, "estimatedCost": estimated_cost, **status.as_json()}
 
 
 class NotFoundError(ImageRecoveryError):

@@ -131,8 +131,12 @@ class Policy:
 class Deferred(Exception):
     """No slot in the time this invocation can wait: hand the job back to SQS for `delay_seconds`."""
 
+    metric = "JobsDeferred"  # counted by the worker's runtime when it hands the job back
+    why = "no Bedrock slot soon enough"
+    whole_batch = True  # the invocation's later jobs would meet the same queue of slots: they follow unread
+
     def __init__(self, delay_seconds: int) -> None:
-        super().__init__(f"no Bedrock slot soon enough; deferred by {delay_seconds} s")
+        super().__init__(f"{self.why}; deferred by {delay_seconds} s")
         self.delay_seconds = delay_seconds
 
 

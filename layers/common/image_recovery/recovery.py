@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from image_recovery.batches import BatchProgress, BatchRepository
-from image_recovery.errors import BadRequestError, NotFoundError
+from image_recovery.errors import BadRequestError, NotFoundError, OverBudget
 from image_recovery.index_state import IndexState
-from image_recovery.models import Reservation, Segment, TravelRecord, Trip, is_failed
+from image_recovery.models import IN_FLIGHT, Reservation, Segment, TravelRecord, Trip, is_failed
 from image_recovery.observability import logger
 from image_recovery.queueing import FAILED, ItemOutcome, Queuer
 from image_recovery.repository import TRIP_TREE, RecordRepository, iso_utc
+from image_recovery.spending import BudgetStatus, DailySpend
 from image_recovery.styles import PromptStyle, StyleCatalog
 from image_recovery.tasks import QUEUE_PAGE_SIZE, QueueMissingTask, TaskQueue
 
@@ -200,6 +201,7 @@ class RecoveryService:
         *,
         max_ids_per_request: int,
         stuck_after: timedelta,
+        spend: DailySpend,
     ) -> None:
         self._records = records
         self._batches = batches
@@ -209,6 +211,7 @@ class RecoveryService:
         self._index = index
         self._max_ids = max_ids_per_request
         self._stuck_after = stuck_after
+        self._spend = spend
 
     def missing_images(
         self, user_id: str, *, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None
@@ -244,6 +247,7 @@ class RecoveryService:
         selection: str,
         style_id: str | None,
         regenerate: bool = False,
+        over_budget_confirmed: bool = False,
     ) -> QueueResult:
         """Queue the named records ("ids"), every missing one ("all") or every failed one ("failed").
 
@@ -256,6 +260,9 @@ class RecoveryService:
         one is stored. A regeneration shows no progress in the missing index the sweep reads, so a request is
         what takes over one that has shown no progress for `stuck_after`: the person asked again, so unlike the
         sweep it does not wait for the job queue to empty (its earlier message, if it comes, does nothing).
+
+        With a daily image budget, a request for more images than the day has left is refused (OverBudget)
+        unless `over_budget_confirmed`: then the jobs over the budget wait for the next day.
         """
         if selection == "ids" and not requested:
             raise BadRequestError(
@@ -275,6 +282,9 @@ class RecoveryService:
             candidates, next_key = page.records, page.next_key
             if selection == "failed":
                 candidates = [r for r in candidates if is_failed(r)]
+
+        if self._spend.policy.capped and not over_budget_confirmed:
+            self._refuse_over_budget(user_id, candidates, more=next_key is not None, regenerate=regenerate)
 
         batch_id = self._queuer.open_batch(user_id, style.id)
         stale_before = iso_utc(datetime.now(UTC) - self._stuck_after) if regenerate else None
@@ -311,6 +321,24 @@ class RecoveryService:
             )
         logger.info("queued image jobs", extra={"batch_id": batch_id, "items": len(items), "fan_out": bool(next_key)})
         return QueueResult(batch_id, style.id, items, complete=next_key is None)
+
+    def _refuse_over_budget(
+        self, user_id: str, candidates: Sequence[TravelRecord], *, more: bool, regenerate: bool
+    ) -> None:
+        """OverBudget when the request would queue more images than the day's budget has left. The count is an
+        estimate from what was read: the records that want an image (all of the user's missing ones when the
+        request's first page does not hold them all), leaving out those already in flight."""
+        images = sum(regenerate or (r.wants_image and r.image_status not in IN_FLIGHT) for r in candidates)
+        if more:
+            images = max(images, self._records.count_missing(user_id))
+        status = self._spend.status()
+        remaining = status.remaining_today or 0
+        if images > remaining:
+            raise OverBudget(images, status, self._spend.policy.estimate(images))
+
+    def budget(self) -> BudgetStatus:
+        """The day's image budget and what is left of it, with the estimated cost of one image."""
+        return self._spend.status()
 
     def _find_requested(self, user_id: str, requested: Sequence[tuple[str, str]]) -> list[TravelRecord]:
         """The requested records of this user, in request order: one read of the user's trip tree, filtered

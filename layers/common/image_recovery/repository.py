@@ -353,6 +353,17 @@ class RecordRepository:
         condition = _owned_by_job(job_id) & (TravelRecord.image_status == ImageStatus.GENERATING.value)
         return update_existing(record, actions, condition)
 
+    def note_waiting(self, record: TravelRecord, job_id: str, *, reason: str, detail: str = "") -> bool:
+        """The job waits for something outside its record (the day's image budget): say why on the record, which
+        stays in flight, and show the job is alive, so that nothing takes the record over as stuck."""
+        actions = [
+            TravelRecord.image_error.set(reason),
+            _error_detail(detail),
+            TravelRecord.image_updated_at.set(utc_now()),
+        ]
+        condition = _owned_by_job(job_id) & TravelRecord.image_status.is_in(*IN_FLIGHT) & _open_for_image(record)
+        return update_existing(record, actions, condition)
+
     def mark_ready(self, record: TravelRecord, job_id: str, *, image_url: str, image_key: str) -> bool:
         """Write the image back, unless another image was set meanwhile or another job took the record."""
         actions = [

@@ -32,7 +32,8 @@ from image_recovery.models import ImageStatus, Reservation, Segment, TravelRecor
 from image_recovery.observability import METRICS_NAMESPACE, logger, metrics
 from image_recovery.prompts import build_prompt
 from image_recovery.providers import GeneratedImage, ImageProvider, ImageRequest
-from image_recovery.repository import RecordRepository
+from image_recovery.repository import RecordRepository, iso_utc
+from image_recovery.spending import BUDGET_EXHAUSTED, BudgetExhausted, DailySpend
 from image_recovery.storage import ImageStore, image_key, record_image_prefix
 from image_recovery.styles import StyleCatalog
 
@@ -40,6 +41,8 @@ from image_recovery.styles import StyleCatalog
 # record from was stored at least StuckJobMinutes (>= 20) before, so a minute of slack loses nothing.
 CLOCK_SLACK = timedelta(minutes=1)
 WHERE = "worker"
+# A job waiting for the next day's image budget says so on its record once a day, not at every return.
+WAITING_NOTE_EVERY = timedelta(days=1)
 
 
 class RetryableJobError(Exception):
@@ -74,6 +77,7 @@ class ImageWorker:
         governor: RateGovernor | None = None,
         sleep: Callable[[float], None] = time.sleep,
         events: HostEvents | None = None,
+        spend: DailySpend | None = None,
     ) -> None:
         self._records = records
         self._batches = batches
@@ -83,6 +87,7 @@ class ImageWorker:
         self._governor = governor
         self._sleep = sleep
         self._events = events or HostEvents(lambda: None, bus="")
+        self._spend = spend
 
     def process(self, job: ImageJob, *, attempt: int = 1, max_attempts: int = 1, may_wait: float = 0.0) -> JobResult:
         """Run one delivery of a job. `attempt` is the job's attempt (image_recovery.jobs.ImageJob.attempt).
@@ -92,16 +97,24 @@ class ImageWorker:
         the record is marked failed first, and the message goes on to the dead-letter queue, from where
         a redrive may run it again. With a rate governor, a job that is still to be drawn books its model
         call first, waiting up to `may_wait` seconds, or raises governor.Deferred with the record untouched.
+        With a daily image budget, it takes its unit of the day's budget before that, or raises BudgetExhausted
+        with the reason noted on the record (which stays queued).
         """
         record = self._records.get(job.pk, job.sk, where=WHERE)
         if record is None or record.kind != job.entity_type or record.image_job_id != job.job_id:
             return self._without_record(job, record)
         if not record.wants_image or not _workable(record):
             return self._already_over(job, record)
-        booking = self._book(may_wait)
+        self._take_budget(job, record)
+        try:
+            booking = self._book(may_wait)
+        except Exception:
+            self._give_budget_back()
+            raise
         earlier_deliveries = record.image_attempts or 0
         claimed_at = datetime.now(UTC)
         if not self._claim(job, record):
+            self._give_budget_back()
             current = self._records.get(job.pk, job.sk, where=WHERE)
             if current is None or current.image_job_id != job.job_id:
                 return self._without_record(job, current)
@@ -172,6 +185,27 @@ class ImageWorker:
         self._discard_unless_referenced(job, record)
         self._end(job, JobState.FAILED)
         return JobResult(job.job_id, "skipped", f"already_{record.image_status or 'missing'}")
+
+    def _take_budget(self, job: ImageJob, record: TravelRecord) -> None:
+        """A unit of the day's image budget for this job's model call, or BudgetExhausted: the job waits for the
+        next day, and its record says so (noted once a day: the note also shows the job is alive)."""
+        if self._spend is None or self._spend.take():
+            return
+        noted_since = iso_utc(datetime.now(UTC) - WAITING_NOTE_EVERY)
+        if record.image_error != BUDGET_EXHAUSTED or (record.image_updated_at or "") < noted_since:
+            detail = f"today's budget of {self._spend.policy.daily_images} images is spent; it resumes tomorrow (UTC)"
+            self._records.note_waiting(record, job.job_id, reason=BUDGET_EXHAUSTED, detail=detail)
+            logger.warning("the day's image budget is spent; the job waits for the next day")
+        raise BudgetExhausted(self._spend.wait_seconds())
+
+    def _give_budget_back(self) -> None:
+        """The unit taken for a model call that will not happen now (best effort: a unit lost errs low)."""
+        if self._spend is None:
+            return
+        try:
+            self._spend.give_back()
+        except Exception:
+            logger.exception("could not give a unit of the day's image budget back")
 
     def _book(self, may_wait: float) -> Booking | None:
         """A slot for the model call, booked before the record is claimed (so a deferred job leaves no trace

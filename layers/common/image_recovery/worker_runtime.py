@@ -26,6 +26,7 @@ from image_recovery.jobs import ImageJob
 from image_recovery.observability import logger, metrics
 from image_recovery.providers import build_provider
 from image_recovery.repository import RecordRepository
+from image_recovery.spending import DailySpend
 from image_recovery.storage import ImageStore
 from image_recovery.styles import StyleCatalog
 from image_recovery.worker import ImageWorker
@@ -100,6 +101,7 @@ class WorkerRuntime:
         store = ImageStore(
             lambda: aws.client("s3"), settings.image_bucket, region=settings.region, url_base=settings.image_url_base
         )
+        policy = settings.spending_policy()
         governor = (
             RateGovernor(
                 Policy(settings.bedrock_requests_per_minute),
@@ -116,6 +118,7 @@ class WorkerRuntime:
             store,
             governor,
             events=HostEvents(lambda: aws.client("events"), settings.event_bus),
+            spend=DailySpend(lambda: aws.client("dynamodb"), settings.batch_table, policy) if policy.capped else None,
         )
         self._idempotency = IdempotencyConfig(
             event_key_jmespath="job_id", expires_after_seconds=IDEMPOTENCY_TTL_SECONDS
@@ -124,7 +127,7 @@ class WorkerRuntime:
         self._queue_url = settings.job_queue_url
         self._max_attempts = settings.max_receive_count
         self._remaining_ms: Callable[[], int] = lambda: 900_000  # the invocation's clock, set by handle()
-        self._deferral: int | None = None  # set when a job of this invocation was deferred: the rest follow
+        self._deferral: Deferred | None = None  # set when a job of this invocation was deferred: the rest follow
 
     @cached_property
     def _process_once(self) -> Callable[..., dict]:
@@ -148,7 +151,8 @@ class WorkerRuntime:
         if slack < 0:
             return self._hand_back(record, 0, "JobsHandedBack", "too little time left for it")
         if self._deferral is not None:
-            return self._hand_back(record, self._deferral, "JobsDeferred", "an earlier job of the batch was deferred")
+            deferral = self._deferral
+            return self._hand_back(record, deferral.delay_seconds, deferral.metric, f"{deferral.why} (an earlier job)")
         logger.append_keys(
             job_id=job.job_id,
             batch_id=job.batch_id,
@@ -160,8 +164,9 @@ class WorkerRuntime:
         try:
             return self._process_once(job=job, attempt=attempt, max_attempts=self._max_attempts, may_wait=slack)
         except Deferred as deferred:
-            self._deferral = deferred.delay_seconds
-            return self._hand_back(record, deferred.delay_seconds, "JobsDeferred", "no Bedrock slot soon enough")
+            if deferred.whole_batch:
+                self._deferral = deferred
+            return self._hand_back(record, deferred.delay_seconds, deferred.metric, deferred.why)
         except Exception:
             self._delay_retry(record.receipt_handle, attempt)
             raise

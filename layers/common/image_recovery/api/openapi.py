@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from image_recovery.api.schemas import (
     BatchId,
     BatchProgressResponse,
+    BudgetResponse,
     MissingImagesResponse,
     QueueRequest,
     QueueResponse,
@@ -46,6 +47,10 @@ def _described() -> APIGatewayHttpResolver:
 
     @resolver.get("/styles")
     def list_styles() -> StylesResponse:
+        raise NotImplementedError
+
+    @resolver.get("/budget")
+    def budget() -> BudgetResponse:
         raise NotImplementedError
 
     return resolver

@@ -137,6 +137,7 @@ class Api:
             Route("POST", "/image-jobs", self._queue_jobs, status=202),
             Route("GET", "/image-jobs/<batch_id>", self._batch_progress),
             Route("GET", "/styles", self._list_styles),
+            Route("GET", "/budget", self._budget),
         ]
         self._patterns = [(route, route.pattern) for route in self.routes]
 
@@ -166,6 +167,7 @@ class Api:
             selection=body.selection,
             style_id=body.style_id,
             regenerate=body.regenerate,
+            over_budget_confirmed=body.confirm_over_budget,
         )
         return {
             "batchId": result.batch_id,
@@ -190,6 +192,10 @@ class Api:
             "complete": progress.complete,
         }
 
+    def _budget(self, request: Request) -> dict:
+        request.user()  # signed-in users only, like every route
+        return self.service.budget().as_json()
+
     def _list_styles(self, request: Request) -> dict:
         styles = self.service.styles()
         return {
@@ -208,7 +214,7 @@ class Api:
         except RequestInvalid as error:
             return _response(400, error_body("invalid_request", "The request is not valid.", _details(error.issues)))
         except BadRequestError as error:
-            return _response(error.status, error_body(error.code, error.message))
+            return _response(error.status, error_body(error.code, error.message, getattr(error, "details", None)))
         except NotFoundError as error:
             return _response(404, error_body("not_found", error.message))
         except Unauthorized:

@@ -41,6 +41,7 @@ class QueueRequest(_Schema):
     all: StrictBool = False  # JSON booleans only: {"all": "yes"} is a 400
     retryFailed: StrictBool = False
     regenerate: StrictBool = False
+    confirmOverBudget: StrictBool = False  # queue beyond what the day's image budget has left
     styleId: StyleId | None = None
 
     @model_validator(mode="after")
@@ -141,3 +142,12 @@ class StyleOut(_Schema):
 
 class StylesResponse(_Schema):
     styles: list[StyleOut]
+
+
+class BudgetResponse(_Schema):
+    dailyImages: int | None  # null: no daily image budget
+    usedToday: int
+    remainingToday: int | None
+    estimatedCostPerImage: float | None  # null: unknown for the model
+    currency: Literal["USD"]
+    resetsAt: str  # the next midnight, UTC

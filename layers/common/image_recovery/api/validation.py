@@ -23,7 +23,8 @@ ID_PATTERN = rf"^[^#/\x00-\x1f\x7f-\x9f]{{1,{MAX_ID_CHARS}}}$"
 BATCH_ID_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
 UNUSABLE_ID = "not a usable id: 1-128 characters without '#', '/' or control characters, not '.' or '..'"
 ID_LISTS = ("tripIds", "segmentIds", "reservationIds")
-QUEUE_FIELDS = (*ID_LISTS, "all", "retryFailed", "regenerate", "styleId")
+BOOLEAN_FIELDS = ("all", "retryFailed", "regenerate", "confirmOverBudget")
+QUEUE_FIELDS = (*ID_LISTS, *BOOLEAN_FIELDS, "styleId")
 
 # pydantic's patterns are Rust regexes: "$" is the end of the text only (Python's also matches before a final "\n")
 _ID = re.compile(ID_PATTERN.removesuffix("$") + r"\Z")
@@ -111,6 +112,7 @@ class QueueRequest:
     retry_failed: bool = False
     style_id: str | None = None
     regenerate: bool = False
+    confirm_over_budget: bool = False  # queue even beyond the day's image budget (the rest waits a day)
 
     @property
     def selection(self) -> str:
@@ -145,7 +147,7 @@ def queue_request(body: Any) -> QueueRequest:
         checked = [_record_id(value, ("body", name, index)) for index, value in enumerate(ids)]
         issues += [c for c in checked if isinstance(c, dict)]
         values[name] = checked
-    for name in ("all", "retryFailed", "regenerate"):  # JSON booleans only: {"all": "yes"} is a 400
+    for name in BOOLEAN_FIELDS:  # JSON booleans only: {"all": "yes"} is a 400
         if not isinstance(body.get(name, False), bool):
             issues.append(issue(("body", name), "bool_type", "Input should be a valid boolean"))
     style_id = body.get("styleId")
@@ -165,6 +167,7 @@ def queue_request(body: Any) -> QueueRequest:
         body.get("retryFailed", False),
         style_id,
         body.get("regenerate", False),
+        body.get("confirmOverBudget", False),
     )
     if (
         bool(request.trip_ids or request.segment_ids or request.reservation_ids) + request.all + request.retry_failed
