@@ -77,7 +77,7 @@ class LocalBackend:
     stay queued until `hold_jobs(False)`.
     """
 
-    def __init__(self, stack: LocalStack) -> None:
+    def __init__(self, stack: LocalStack, *, daily_image_budget: int = 0) -> None:
         self.stack = stack
         self.lock = threading.Lock()
         self._failures_left = 0
@@ -85,8 +85,10 @@ class LocalBackend:
         self._jobs_held = threading.Event()
         quiet = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
         self._handlers: dict[str, ModuleType] = {}
+        budget = {"DAILY_IMAGE_BUDGET": str(daily_image_budget)}
+        overrides = {"api": budget, "worker": {"IMAGE_PROVIDER": "local", **budget}}
         for name in ("indexer", "api", "tasks", "worker"):
-            use_function_environment(stack, name, **({"IMAGE_PROVIDER": "local"} if name == "worker" else {}), **quiet)
+            use_function_environment(stack, name, **overrides.get(name, {}), **quiet)
             self._handlers[name] = load_handler(name)
         self._stream = LocalStream(stack)
         self.gateway = HttpApiGateway(invoke=self.call_api, authorize=local_claims)
@@ -229,12 +231,13 @@ class LocalServer:
         self._resources.close()
 
 
-def start(port: int = 0, *, host: str = "127.0.0.1") -> LocalServer:
-    """Start embedded AWS, seed it, load the handlers and serve the panel (port 0: a free one)."""
+def start(port: int = 0, *, host: str = "127.0.0.1", daily_image_budget: int = 0) -> LocalServer:
+    """Start embedded AWS, seed it, load the handlers and serve the panel (port 0: a free one), with the
+    template's settings but a daily image budget of `daily_image_budget` (0: none)."""
     resources = ExitStack()
     try:
         stack = resources.enter_context(embedded_aws())
-        backend = LocalBackend(stack)
+        backend = LocalBackend(stack, daily_image_budget=daily_image_budget)
         backend.seed()
 
         httpd = ThreadingHTTPServer((host, port), _handler_class(backend))
@@ -260,10 +263,11 @@ def start(port: int = 0, *, host: str = "127.0.0.1") -> LocalServer:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--daily-image-budget", type=int, default=0, help="images a day (DailyImageBudget); 0: none")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl-C
-    server = start(args.port)
+    server = start(args.port, daily_image_budget=args.daily_image_budget)
     print(f"Image Recovery panel (local): {server.url}?user={ALICE}")
     print("LOCAL ONLY: /local/sign-in hands out fake tokens; in AWS the JWT authorizer verifies real ones.")
     print("Ctrl-C to stop.", flush=True)

@@ -44,6 +44,7 @@
     already_generating: "It is already being generated",
     failed_permanently: "It failed for a reason a new attempt will not fix; use Retry",
     changed_meanwhile: "It changed while it was being queued",
+    budget_exhausted: "Waiting: today's image budget is spent; it goes on after midnight UTC",
   };
   // Failures that Generate All (`all`) leaves alone: only Retry queues them again (docs/api.md).
   const PERMANENT = new Set(["content_filtered", "invalid_response"]);
@@ -66,9 +67,11 @@
   };
 
   class ApiError extends Error {
-    constructor(message, status) {
+    constructor(message, status, code = null, details = null) {
       super(message);
       this.status = status;
+      this.code = code;
+      this.details = details;
     }
   }
 
@@ -295,7 +298,7 @@
       else if (response.status === 429) message = "the service is busy";
       else if (response.status >= 500) message = "the service had a problem";
       else if (payload?.error?.message) message = payload.error.message.replace(/\.$/, "");
-      throw new ApiError(`${message} (${code})`, response.status);
+      throw new ApiError(`${message} (${code})`, response.status, payload?.error?.code, payload?.error?.details);
     }
 
     // ---- refreshing: the listing of every shown row, and the progress of this page's requests ----------
@@ -604,30 +607,47 @@
       const all = this.#$(".generate-all");
       if (all.getAttribute("aria-disabled") === "true") return;
       const count = this.#queueable();
-      if (count > intAttr(this, "confirm-above", 50) && !(await this.#confirm(count))) {
-        all.focus();
-        return;
-      }
-      await this.#queue("all", { all: true }, count, plural(count, "image"));
+      const asked = await this.#askForBulk(count, count > intAttr(this, "confirm-above", 50));
+      if (asked) await this.#queue("all", { all: true, ...asked }, count, plural(count, "image"));
       all.focus();
     }
 
     async #retryFailed() {
       if (this.#$(".retry-failed").getAttribute("aria-disabled") === "true") return;
       const count = this.#failed();
-      await this.#queue("failed", { retryFailed: true }, count, `the ${plural(count, "failed image")}`);
+      const asked = await this.#askForBulk(count, false);
+      if (asked) await this.#queue("failed", { retryFailed: true, ...asked }, count, `the ${plural(count, "failed image")}`);
       const retry = this.#$(".retry-failed");
       (retry.hidden ? this.#$(".generate-all") : retry).focus();
     }
 
-    #confirm(count) {
+    // Before a bulk request: the day's image budget (GET /budget; none if it cannot be read) gives the estimate,
+    // and a request over what the day has left, or a large one, is confirmed first. Resolves to the extra body
+    // fields to send, or null when the person cancelled.
+    async #askForBulk(count, large) {
+      const budget = await this.#api("GET", "/budget").catch(() => null);
+      const over = budget?.remainingToday != null && count > budget.remainingToday;
+      if ((large || over) && !(await this.#confirm(count, budget))) return null;
+      return over ? { confirmOverBudget: true } : {};
+    }
+
+    // `budget`: GET /budget's answer, or the details of a 409 over_budget (the same fields), or null.
+    #confirm(count, budget = null) {
       const dialog = this.#$(".confirm");
       const style = this.#$("#style").selectedOptions[0]?.textContent || "default";
+      const cost = budget?.estimatedCostPerImage;
+      const about = cost == null ? "" : `, about $${(count * cost).toFixed(2)}`;
+      const left = budget?.remainingToday;
+      const waits =
+        left != null && count > left
+          ? ` Today's image budget has ${left} of ${budget.dailyImages} left: the other ${count - left} wait ` +
+            "until it renews at midnight UTC."
+          : "";
       setText(this.#$("#confirm-title"), `Generate ${plural(count, "image")}?`);
       setText(
         this.#$("#confirm-text"),
-        `This queues ${plural(count, "image")} in the ${style} style. They are generated in the background; ` +
-          "large runs take a while.",
+        `This queues ${plural(count, "image")} in the ${style} style${about}. They are generated in the ` +
+          `background; large runs take a while.${waits}`,
       );
       setText(dialog.querySelector("[value=confirm]"), `Generate ${plural(count, "image")}`);
       dialog.returnValue = "";
@@ -642,7 +662,7 @@
       this.#busy.add(key);
       this.#rerender();
       try {
-        const result = await this.#api("POST", "/image-jobs", { ...selection, styleId: this.#styleId() });
+        const result = await this.#post(selection);
         const queued = result.items.filter((i) => i.outcome === "queued");
         for (const outcome of queued) {
           const row = this.#rows.get(`${outcome.type}:${outcome.id}`);
@@ -663,6 +683,18 @@
         this.#rerender();
       }
       this.#refresh();
+    }
+
+    // POST /image-jobs; a request the API finds over the day's image budget (409 over_budget, e.g. the budget
+    // changed since it was estimated) is shown to the person and sent again only if they confirm it.
+    async #post(selection) {
+      const body = { ...selection, styleId: this.#styleId() };
+      try {
+        return await this.#api("POST", "/image-jobs", body);
+      } catch (error) {
+        if (error.code !== "over_budget" || !(await this.#confirm(error.details.images, error.details))) throw error;
+        return this.#api("POST", "/image-jobs", { ...body, confirmOverBudget: true });
+      }
     }
 
     // A row this page queued left the listing: it has its image now. The listing holds only records without

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from playwright.sync_api import expect
 
 from devtools.screenshot import open_panel
 from devtools.seed import ALICE, NULL, trip
+from devtools.serve import start
 from tests.browser.panel import PHONE, WORKER_TIMEOUT_MS, assert_accessible, badges, row
 
 FINISHED = "Every trip, segment and reservation has its image."
@@ -95,7 +97,18 @@ def test_a_failed_first_load_offers_retry_and_recovers_on_its_own(page, server):
     expect(page.get_by_role("button", name="5 items missing images")).to_be_focused()
 
 
-def test_a_large_bulk_run_asks_first_and_counts_what_the_fan_out_queues(new_page, server):
+@pytest.fixture
+def budgeted_server(aws_environment):
+    """The local stack with a daily image budget of 100 images."""
+    handle = start(daily_image_budget=100)
+    yield handle
+    handle.stop()
+
+
+def test_a_large_bulk_run_over_the_budget_asks_first_with_its_estimate_and_counts_what_the_fan_out_queues(
+    new_page, budgeted_server
+):
+    server = budgeted_server
     server.backend.seed(
         [
             trip(ALICE, f"trip-{n:03}", f"Weekend {n}", f"2025-01-01T00:{n // 60:02}:{n % 60:02}Z", NULL)
@@ -108,7 +121,8 @@ def test_a_large_bulk_run_asks_first_and_counts_what_the_fan_out_queues(new_page
     generate = page.get_by_role("button", name="Generate all 125 images")
     generate.click()
     dialog = page.get_by_role("dialog", name="Generate 125 images?")
-    expect(dialog).to_contain_text("This queues 125 images in the Travel poster style.")
+    expect(dialog).to_contain_text("This queues 125 images in the Travel poster style, about $5.00.")
+    expect(dialog).to_contain_text("Today's image budget has 100 of 100 left: the other 25 wait until it renews")
     assert_accessible(page)
     dialog.get_by_role("button", name="Cancel").click()
     expect(dialog).to_be_hidden()
@@ -125,4 +139,4 @@ def test_a_large_bulk_run_asks_first_and_counts_what_the_fan_out_queues(new_page
     # the fan-out queues the other 25 behind the answer: the batch's total grows to the whole count
     expect(page.locator(".progress")).to_have_text("Generating images: 0 of 125 done.")
     expect(page.get_by_role("button", name="Show more (25 not shown)")).to_be_visible()
-    assert posted == [{"all": True, "styleId": "travel-poster"}]
+    assert posted == [{"all": True, "confirmOverBudget": True, "styleId": "travel-poster"}]
