@@ -617,8 +617,22 @@ def every_worker_path(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     budget = DynamoBudgetStore(lambda: world.dynamodb, world.stack.physical("BatchTable"))
     budget.apply(lambda _: (Budget(next_slot=time.time() + 70, rate=50.0), None))
     (deferred,) = [m for m in world.receive() if json.loads(m["Body"])["recordId"] == "t-later"]
-    assert world.deliver(bedrock_worker, [deferred]) == {"batchItemFailures": []}
+    budgeted_worker = world.handler("worker", DAILY_IMAGE_BUDGET="1")  # takes a unit, gives it back when deferred
+    assert world.deliver(budgeted_worker, [deferred]) == {"batchItemFailures": []}
     assert world.record(ALICE, "TRIP#t-later")["imageStatus"] == "queued"
+
+    # the day's image budget: the API reads it and refuses a request over it; a job over it waits, noted
+    put_items(world.stack.physical("TravelTable"), [trip(BOB, f"t-day{n}", "Day", LONG_AGO) for n in range(2)])
+    budgeted_api = world.handler("api", DAILY_IMAGE_BUDGET="1")
+    assert world.api(budgeted_api, "api-budget.json", sub=BOB)[0] == 200
+    over = {"tripIds": ["t-day0", "t-day1"]}
+    assert world.api(budgeted_api, "api-queue-selected.json", sub=BOB, body=over)[0] == 409
+    queue_ids(world, budgeted_api, BOB, **over, confirmOverBudget=True)
+    today = world.handler("worker", IMAGE_PROVIDER="local", DAILY_IMAGE_BUDGET="1")
+    messages = [m for m in world.receive() if json.loads(m["Body"])["recordId"].startswith("t-day")]
+    assert len(messages) == 2 and world.deliver(today, messages) == {"batchItemFailures": []}
+    waiting = [world.record(BOB, f"TRIP#t-day{n}").get("imageError") for n in range(2)]
+    assert set(waiting) == {"budget_exhausted", None}
 
 
 def images_the_host_leaves_behind(world: World) -> None:
