@@ -114,6 +114,8 @@ class WorkerSettings(CommonSettings):
     image_bucket: str = _variable("IMAGE_BUCKET_NAME")
     image_provider: str = _variable("IMAGE_PROVIDER", parse=_one_of("bedrock", "local"))
     bedrock_model_id: str = _variable("BEDROCK_MODEL_ID")
+    # the model a job is drawn with when BEDROCK_MODEL_ID is unavailable (a foundation model id; empty: none)
+    fallback_model_id: str = _variable("FALLBACK_MODEL_ID", parse=_stripped, default="")
     # where Bedrock serves the model, when that is not the function's own region (empty: the function's)
     bedrock_region: str = _variable("BEDROCK_REGION", parse=_stripped, default="")
     image_url_base: str = _variable("IMAGE_URL_BASE", parse=_as_is, default="")
