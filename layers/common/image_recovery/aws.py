@@ -46,6 +46,9 @@ _CLIENT_CONFIG = {
         # total_max_attempts counts the first attempt; botocore's max_attempts would count retries only
         retries={"mode": "standard", "total_max_attempts": BEDROCK_MAX_ATTEMPTS},
     ),
+    # Bedrock's control plane, asked once a day by the sweep (image_recovery.model_lifecycle), which must not
+    # be held up by it
+    "bedrock": Config(connect_timeout=3, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 2}),
 }
 _DEFAULT_CONFIG = Config(retries={"mode": "standard"})
 
