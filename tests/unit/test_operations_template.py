@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -232,6 +233,14 @@ def test_dashboard_has_a_how_to_read_it_line_and_the_alarms() -> None:
 
 
 # ------------------------------------------------------------------ alarms
+def test_every_alarm_has_a_row_and_a_runbook_entry_in_the_operations_docs() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    rows = set(re.findall(r"^\| `(\w+Alarm)` \|", docs, re.MULTILINE))
+    entries = set(re.findall(r"^### (\w+Alarm)$", docs, re.MULTILINE))
+
+    assert rows == entries == set(ALARMS)
+
+
 NOTIFY = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
 
 
