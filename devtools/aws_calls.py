@@ -24,13 +24,23 @@ from typing import Any
 from devtools import aws_hooks
 
 # Request parameters that name a resource (bodies and items are never kept).
-RESOURCE_PARAMS = ("TableName", "IndexName", "Bucket", "Key", "CopySource", "Prefix", "QueueUrl", "modelId")
+RESOURCE_PARAMS = (
+    "TableName",
+    "IndexName",
+    "Bucket",
+    "Key",
+    "CopySource",
+    "Prefix",
+    "QueueUrl",
+    "modelId",
+    "modelIdentifier",
+)
 
 
 @dataclass(frozen=True)
 class AwsCall:
     function: str  # the handler that made it, e.g. "worker"
-    service: str  # botocore's service name: dynamodb, s3, sqs, bedrock-runtime
+    service: str  # botocore's service name: dynamodb, s3, sqs, bedrock-runtime, bedrock
     signing_name: (
         str  # the name requests are signed for, which is also the IAM prefix here: bedrock, not bedrock-runtime
     )

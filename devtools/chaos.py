@@ -139,7 +139,7 @@ class Chaos:
         queuers = {"QUEUE_WORKERS": str(options.queue_workers)} if options.queue_workers else {}
         self.api = self._load("api", **queuers)
         self.worker = waits_on(self._load("worker", IMAGE_PROVIDER="bedrock"), self.clock)
-        self.sweep = self._load("sweep", **queuers)
+        self.sweep = self._load("sweep", IMAGE_PROVIDER="local", **queuers)  # no Bedrock model lifecycle check
         self.tasks = self._load("tasks", **queuers)
         self.sqs = boto3.client("sqs", region_name=REGION)
 

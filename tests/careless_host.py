@@ -158,7 +158,7 @@ class World:
 
     def _load(self, name: str) -> ModuleType:
         environment = self.stack.function_environment(self.stack.function_logical_ids()[name])
-        environment |= {"IMAGE_PROVIDER": "local"} if name == "worker" else {}
+        environment |= {"IMAGE_PROVIDER": "local"} if name in ("worker", "sweep") else {}
         os.environ.update(environment)
         return load_handler(name)
 

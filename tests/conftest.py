@@ -75,7 +75,7 @@ def handler(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Callable[...,
 
     def load(name: str, **overrides: str) -> ModuleType:
         environment = stack.function_environment(stack.function_logical_ids()[name])
-        if name == "worker":
+        if name in ("worker", "sweep"):  # offline: the local renderer, and no Bedrock model lifecycle to check
             environment["IMAGE_PROVIDER"] = "local"
         environment.update(overrides)
         for key, value in environment.items():

@@ -300,6 +300,9 @@ def iam_requests(call: AwsCall) -> list[Request]:
         ]
     elif call.service == "bedrock-runtime" and op in ("InvokeModel", "InvokeModelWithResponseStream"):
         requests = invoke_requests(f"bedrock:{op}", p["modelId"], call.region)
+    elif call.service == "bedrock" and op == "GetFoundationModel":
+        model = p["modelIdentifier"]
+        requests = [Request(f"bedrock:{op}", f"arn:aws:bedrock:{call.region}::foundation-model/{model}")]
     if not requests:
         raise NotImplementedError(f"no IAM mapping for {call.service} {op}: add one to iam_requests")
     for request in requests:
@@ -403,6 +406,17 @@ class World:
         return "indexCompleteAt" in state
 
 
+def sweep(world: World) -> dict:
+    """One scheduled sweep, Bedrock's control plane stubbed: the first of the day checks the worker's model."""
+    model = world.stack.function_environment("SweepFunction")["BEDROCK_MODEL_ID"]
+    details = {"modelArn": f"arn:aws:bedrock:{REGION}::foundation-model/{model}", "modelId": model}
+    with Stubber(aws.client("bedrock")) as stubber:
+        stubber.add_response(
+            "get_foundation_model", {"modelDetails": details | {"modelLifecycle": {"status": "ACTIVE"}}}
+        )
+        return world.handler("sweep").lambda_handler(load_event("sweep-scheduled.json"), LambdaContext())
+
+
 def many_trips(user: str, count: int, prefix: str, image: object = "") -> list[dict]:
     return [
         trip(user, f"{prefix}{n:04}", f"Trip {n}", f"2025-06-01T00:{n // 60:02}:{n % 60:02}.000Z", image)
@@ -451,7 +465,7 @@ def the_index_from_first_deployment_to_complete(world: World) -> None:
 
     # with the index not known complete the sweep scans the whole table (and cannot complete the index:
     # the stream function has not been live)
-    report = world.handler("sweep").lambda_handler(load_event("sweep-scheduled.json"), LambdaContext())
+    report = sweep(world)
     assert report["queued"] > 100
     assert not world.index_complete()
 
@@ -469,7 +483,7 @@ def the_index_from_first_deployment_to_complete(world: World) -> None:
 
     # from here on, fresh containers read the sparse index
     world.update(ALICE, "TRIP#a0000", imageStatus="generating", imageUpdatedAt=LONG_AGO)  # stuck
-    report = world.handler("sweep").lambda_handler(load_event("sweep-scheduled.json"), LambdaContext())
+    report = sweep(world)
     assert (report["stuck"], report["queued"]) == (1, 1)
     api = world.handler("api")
     status, listing = world.api(api, "api-list-missing-images.json", sub=ALICE)
@@ -562,7 +576,7 @@ def every_worker_path(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     s3.put_object(Bucket=bucket, Key=orphan, Body=b"png")
     s3_backends[DEFAULT_ACCOUNT_ID]["aws"].get_object(bucket, orphan).last_modified -= dt.timedelta(hours=2)
     world.update(ALICE, "TRIP#t-stuck", imageStatus="generating", imageAttempts=1, imageUpdatedAt=LONG_AGO)
-    report = world.handler("sweep").lambda_handler(load_event("sweep-scheduled.json"), LambdaContext())
+    report = sweep(world)
     assert report["stuck"] == 1
     assert world.drain(worker) == report["queued"]
     taken_over = world.record(ALICE, "TRIP#t-stuck")
@@ -754,15 +768,50 @@ def bedrock_grants(stack: LocalStack) -> dict[str, list[Grant]]:
     }
 
 
+def lifecycle_grants(granted: dict[str, list[Grant]]) -> list[tuple[str, str]]:
+    """The sweep's Bedrock grants (the daily lifecycle check), taken out of `granted`."""
+    return [(g.action, g.resource) for g in granted.pop("sweep") if not g.condition]
+
+
 @pytest.mark.parametrize("model_id", ["stability.stable-image-core-v1:1", "stability.sd3-5-large-v1:0"])
 def test_invoke_model_is_granted_on_the_configured_model_only(usage, model_id):
-    """A foundation model id: the worker may invoke that model in its region and no other model."""
+    """A foundation model id: the worker may invoke that model in its region and no other model; the sweep
+    may read that model's details (its lifecycle) and nothing else of Bedrock."""
     granted = bedrock_grants(deployed_with(usage, BedrockModelId=model_id))
 
     assert [(g.action, g.resource, g.condition) for g in granted.pop("worker")] == [
         ("bedrock:InvokeModel", f"arn:aws:bedrock:{REGION}::foundation-model/{model_id}", {})
     ]
+    assert lifecycle_grants(granted) == [
+        ("bedrock:GetFoundationModel", f"arn:aws:bedrock:{REGION}::foundation-model/{model_id}")
+    ]
     assert all(grants == [] for grants in granted.values())
+
+
+def test_a_fallback_model_is_granted_to_the_worker_and_the_lifecycle_check_only_when_set(usage):
+    fallback = "stability.sd3-5-large-v1:0"
+    fallback_arn = f"arn:aws:bedrock:us-west-2::foundation-model/{fallback}"
+    primary_arn = "arn:aws:bedrock:us-west-2::foundation-model/stability.stable-image-core-v1:1"
+    granted = bedrock_grants(deployed_with(usage, FallbackModelId=fallback, BedrockRegion="us-west-2"))
+
+    assert [(g.sid, g.action, g.resource, g.condition) for g in granted.pop("worker")] == [
+        ("BedrockInvoke", "bedrock:InvokeModel", primary_arn, {}),
+        ("BedrockInvokeFallback", "bedrock:InvokeModel", fallback_arn, {}),
+    ]
+    assert lifecycle_grants(granted) == [
+        ("bedrock:GetFoundationModel", primary_arn),
+        ("bedrock:GetFoundationModel", fallback_arn),
+    ]
+    assert all(grants == [] for grants in granted.values())
+    without = bedrock_grants(deployed_with(usage, BedrockRegion="us-west-2"))
+    assert [g.sid for g in without["worker"]] == ["BedrockInvoke"]
+    assert [g.sid for g in without["sweep"]] == ["BedrockModelLifecycle"]
+
+
+def test_the_sweep_checks_the_model_the_worker_invokes(usage):
+    configured = usage.stack.function_environment("WorkerFunction")["BEDROCK_MODEL_ID"]
+    checked = {r.resource for r in usage.requests("sweep") if r.action == "bedrock:GetFoundationModel"}
+    assert checked == {f"arn:aws:bedrock:{REGION}::foundation-model/{configured}"}
 
 
 def test_the_default_model_is_the_one_the_worker_invokes(usage):
@@ -781,6 +830,10 @@ def test_an_inference_profile_id_is_granted_the_profile_and_its_model_through_it
     granted = bedrock_grants(deployed_with(usage, BedrockModelId=profile_id))
     worker = granted.pop("worker")
     profile_arn = f"arn:aws:bedrock:{REGION}:{ACCOUNT}:inference-profile/{profile_id}"
+    # the lifecycle check asks about the profile's foundation model
+    assert lifecycle_grants(granted) == [
+        ("bedrock:GetFoundationModel", f"arn:aws:bedrock:{REGION}::foundation-model/{model}")
+    ]
 
     assert [(g.sid, g.action, g.resource, g.condition) for g in worker] == [
         ("BedrockInvokeInferenceProfile", "bedrock:InvokeModel", profile_arn, {}),
@@ -819,6 +872,9 @@ def test_bedrock_region_grants_the_model_in_that_region_and_nowhere_else(usage):
     assert [(g.action, g.resource, g.condition) for g in worker] == [
         ("bedrock:InvokeModel", f"arn:aws:bedrock:us-west-2::foundation-model/{model}", {})
     ]
+    assert lifecycle_grants(granted) == [
+        ("bedrock:GetFoundationModel", f"arn:aws:bedrock:us-west-2::foundation-model/{model}")
+    ]
     assert all(grants == [] for grants in granted.values())
     assert all(any(allows(g, r) for g in worker) for r in invoke_requests("bedrock:InvokeModel", model, "us-west-2"))
     refused = [invoke_requests("bedrock:InvokeModel", model, region) for region in (REGION, "eu-west-1")]
@@ -838,22 +894,40 @@ def test_bedrock_region_applies_to_an_inference_profile_too(usage, prefix):
     assert not any(allows(g, from_home[1]) for g in worker)  # nor the model through that profile
 
 
-def test_the_worker_calls_bedrock_in_bedrock_region_and_its_policy_allows_that_call(monkeypatch):
+def test_bedrock_is_called_in_bedrock_region_with_a_fallback_and_the_policies_allow_each_call(monkeypatch):
+    """BedrockRegion and FallbackModelId set: the sweep checks both models' lifecycle, the worker's model has
+    ended and the fallback draws; every one of those calls is in us-west-2 and allowed by its function's policy."""
+    primary, fallback = "stability.stable-image-core-v1:1", "stability.sd3-5-large-v1:0"
     recorder = CallRecorder()
-    with recorder.installed(), World(recorder, parameters={"BedrockRegion": "us-west-2"}) as world:
+    parameters = {"BedrockRegion": "us-west-2", "BedrockModelId": primary, "FallbackModelId": fallback}
+    with recorder.installed(), World(recorder, parameters=parameters) as world:
         put_items(world.stack.physical("TravelTable"), [trip(ALICE, "t1", "Lisbon", "2026-01-01T00:00:00.000Z")])
-        queue_ids(world, world.handler("api"), ALICE, tripIds=["t1"])
+        with Stubber(aws.client("bedrock", region="us-west-2")) as stubber:
+            for model in (primary, fallback):
+                details = {"modelArn": f"arn:aws:bedrock:us-west-2::foundation-model/{model}", "modelId": model}
+                stubber.add_response(
+                    "get_foundation_model", {"modelDetails": details | {"modelLifecycle": {"status": "ACTIVE"}}}
+                )
+            world.handler("sweep").lambda_handler(load_event("sweep-scheduled.json"), LambdaContext())
+            stubber.assert_no_pending_responses()
         worker = world.handler("worker")  # the Bedrock provider, as the template configures it
         with Stubber(aws.client("bedrock-runtime", region="us-west-2")) as stubber:
+            stubber.add_client_error("invoke_model", "ResourceNotFoundException", http_status_code=404)
             stubber.add_response("invoke_model", stability_response())
             assert world.drain(worker) == 1
             stubber.assert_no_pending_responses()
-        grants = function_grants(world.stack, "WorkerFunction")
+        grants = {name: function_grants(world.stack, f"{name.title()}Function") for name in ("worker", "sweep")}
 
-    invoked = [call for call in recorder.calls if call.service == "bedrock-runtime"]
-    assert [(call.function, call.region) for call in invoked] == [("worker", "us-west-2")]
-    requests = [request for call in invoked for request in iam_requests(call)]
-    assert requests and [str(r) for r in requests if not any(allows(g, r) for g in grants)] == []
+    called = [call for call in recorder.calls if call.signing_name == "bedrock"]
+    assert [(call.function, call.operation, call.region) for call in called] == [
+        ("sweep", "GetFoundationModel", "us-west-2"),
+        ("sweep", "GetFoundationModel", "us-west-2"),
+        ("worker", "InvokeModel", "us-west-2"),
+        ("worker", "InvokeModel", "us-west-2"),
+    ]
+    requests = [request for call in called for request in iam_requests(call)]
+    denied = [str(r) for r in requests if not any(allows(g, r) for g in grants[r.call.function])]
+    assert {r.resource.rsplit("/", 1)[1] for r in requests} == {primary, fallback} and denied == []
 
 
 def _choices(statement: dict) -> Iterator[dict]:

@@ -35,7 +35,8 @@ def stack():
 
 def load(stack, function: str):
     """A fresh container of one function, its environment from template.yaml."""
-    use_function_environment(stack, function, **QUIET)
+    offline = {"IMAGE_PROVIDER": "local"} if function == "sweep" else {}  # no Bedrock model lifecycle to check
+    use_function_environment(stack, function, **QUIET, **offline)
     return load_handler(function)
 
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import boto3
 import pytest
+from botocore.stub import Stubber
 
 from devtools.lambda_runtime import LambdaContext, http_event, load_event
 from devtools.seed import ALICE, BOB, put_items, trip
-from tests.helpers import call_api, queued_jobs, table_item
+from image_recovery import aws
+from tests.helpers import REGION, call_api, metric_total, metrics_emitted, queued_jobs, table_item
 
 pytestmark = pytest.mark.integration
 
@@ -57,3 +62,34 @@ def test_the_per_run_cap_limits_what_one_sweep_queues(stack, handler, deliver_st
     assert (report["queued"], report["capped"]) == (7, True)
     assert len(queued_jobs(stack)) == 7
     assert sweep(handler, SWEEP_MAX_JOBS="100", SWEEP_SEGMENTS="3")["queued"] == 23
+
+
+def test_the_sweep_checks_the_bedrock_models_lifecycle_once_a_day(seeded, handler, stack, capsys):
+    """The configured model (the template's default) is LEGACY, its fallback ACTIVE: the first sweep of the day
+    asks Bedrock about both and reports ModelLegacy; the next sweep does not ask again. Both queue as ever."""
+    primary = stack.function_environment("SweepFunction")["BEDROCK_MODEL_ID"]
+    fallback = "stability.sd3-5-large-v1:0"
+    sweep_function = handler("sweep", IMAGE_PROVIDER="bedrock", FALLBACK_MODEL_ID=fallback)
+    bedrock = aws.client("bedrock", region=stack.function_environment("SweepFunction")["BEDROCK_REGION"])
+    asked: list[str] = []
+    bedrock.meta.events.register(
+        "before-parameter-build.bedrock.GetFoundationModel", lambda params, **_: asked.append(params["modelIdentifier"])
+    )
+    capsys.readouterr()
+    with Stubber(bedrock) as stubber:
+        for model_id, status in ((primary, "LEGACY"), (fallback, "ACTIVE")):
+            arn = f"arn:aws:bedrock:{REGION}::foundation-model/{model_id}"
+            details = {"modelArn": arn, "modelId": model_id, "modelLifecycle": {"status": status}}
+            stubber.add_response("get_foundation_model", {"modelDetails": details}, {"modelIdentifier": model_id})
+
+        first = sweep_function.lambda_handler(load_event("sweep-scheduled.json"), LambdaContext())
+        second = sweep_function.lambda_handler(load_event("sweep-scheduled.json"), LambdaContext())
+
+    assert asked == [primary, fallback]
+    assert (first["queued"], second["found"]) == (6, 0)
+    emitted = metrics_emitted(capsys.readouterr().out)
+    assert metric_total(emitted, "ModelLegacy") == 1
+    checked = boto3.client("dynamodb", region_name=REGION).get_item(
+        TableName=stack.physical("BatchTable"), Key={"batchId": {"S": "service#model-lifecycle"}}
+    )["Item"]["lifecycleChecked"]["S"]
+    assert checked == f"{datetime.now(UTC).date().isoformat()} {primary} {fallback}"

@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlsplit
 import boto3
 import pytest
 from botocore.response import StreamingBody
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 from PIL import Image
 
 from devtools.lambda_runtime import LambdaContext, drain_queue, http_event, load_event, sqs_event
@@ -18,7 +18,7 @@ from devtools.seed import ALICE, put_items, trip
 from image_recovery import aws
 from image_recovery.errors import TransientGenerationError
 from image_recovery.providers.local import LocalImageProvider
-from tests.helpers import REGION, call_api, table_item
+from tests.helpers import REGION, call_api, metric_total, metrics_emitted, table_item
 
 pytestmark = pytest.mark.integration
 
@@ -348,6 +348,38 @@ def test_bedrock_throttling_leaves_the_message_for_a_retry(api, bedrock_worker, 
 
     assert drain(stack, worker) == {"handled": 0, "failed": 1}
     assert table_item(stack, *TRIP_KEY)["imageStatus"] == "generating"
+
+
+def test_a_model_that_has_ended_falls_back_and_still_tells_the_operator(api, handler, stack, capsys):
+    """Nova Canvas ended: the job is drawn with FallbackModelId, and ModelUnavailable still moves its alarm."""
+    worker = handler(
+        "worker",
+        IMAGE_PROVIDER="bedrock",
+        BEDROCK_MODEL_ID="amazon.nova-canvas-v1:0",
+        FALLBACK_MODEL_ID="stability.stable-image-core-v1:1",
+    )
+    queue(api)
+    capsys.readouterr()
+    with Stubber(aws.client("bedrock-runtime")) as stubber:
+        stubber.add_client_error(
+            "invoke_model",
+            service_error_code="ResourceNotFoundException",
+            service_message="This model version has reached the end of its life.",
+            http_status_code=404,
+            expected_params={"modelId": "amazon.nova-canvas-v1:0", "body": ANY, "contentType": ANY, "accept": ANY},
+        )
+        stubber.add_response(
+            "invoke_model",
+            {"body": bedrock_body({"seeds": [7], "finish_reasons": [None], "images": [PNG]}), "contentType": "x"},
+            {"modelId": "stability.stable-image-core-v1:1", "body": ANY, "contentType": ANY, "accept": ANY},
+        )
+
+        assert drain(stack, worker) == {"handled": 1, "failed": 0}
+        stubber.assert_no_pending_responses()
+
+    assert table_item(stack, *TRIP_KEY)["imageStatus"] == "ready"
+    emitted = metrics_emitted(capsys.readouterr().out)
+    assert (metric_total(emitted, "ModelUnavailable"), metric_total(emitted, "FallbackModelUsed")) == (1, 1)
 
 
 def test_a_job_sent_again_after_earlier_attempts_keeps_counting_them_and_reaches_the_dead_letter_queue(

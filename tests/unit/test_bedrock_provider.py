@@ -3,6 +3,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 from PIL import Image
 
+from image_recovery.aws import FALLBACK_WITHIN_SECONDS
 from image_recovery.errors import (
     MODEL_UNAVAILABLE_REASONS,
     RETRIES_EXHAUSTED_REASONS,
@@ -86,9 +88,9 @@ class Harness:
             "invoke_model", code, message, http_status_code=status, expected_params=self.expected(model_id)
         )
 
-    def generate(self, model_id: str, request: ImageRequest | None = None):
+    def generate(self, model_id: str, request: ImageRequest | None = None, fallback: str = ""):
         with self.stubber:
-            result = BedrockImageProvider(model_id, lambda: self.client).generate(request or _request())
+            result = BedrockImageProvider(model_id, lambda: self.client, fallback).generate(request or _request())
         self.stubber.assert_no_pending_responses()
         return result
 
@@ -528,3 +530,76 @@ def test_a_throttle_the_sdks_retry_got_past_is_still_reported_with_the_image(mon
 
     assert answers == []  # both attempts were sent
     assert (result.data, result.throttled_attempts) == (PNG, 1)
+
+
+# ---------------------------------------------------------------- the fallback model
+def test_a_refused_model_falls_back_once_with_the_fallback_models_own_request_body(bedrock: Harness) -> None:
+    """Nova Canvas has ended (ResourceNotFoundException): Stable Image Core draws instead, asked in its family."""
+    bedrock.fail(NOVA, "ResourceNotFoundException", 404, "This model version has reached the end of its life.")
+    bedrock.respond(STABILITY, _ok_stability())
+
+    result = bedrock.generate(NOVA, fallback=STABILITY)
+
+    assert [sorted(body) for body in bedrock.bodies] == [
+        ["imageGenerationConfig", "taskType", "textToImageParams"],
+        ["aspect_ratio", "negative_prompt", "output_format", "prompt", "seed"],
+    ]
+    assert (result.data, result.model) == (PNG, STABILITY)
+    assert result.fell_back_from is not None and result.fell_back_from.reason == "model_unavailable"
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "message"),
+    [
+        ("ValidationException", 400, "This request has been blocked by our content filters."),
+        ("ThrottlingException", 429, "Too many requests, please wait before trying again."),
+        ("ServiceUnavailableException", 503, "Bedrock is unable to process your request."),
+    ],
+)
+def test_refusals_of_the_prompt_and_passing_errors_never_switch_models(
+    bedrock: Harness, code: str, status: int, message: str
+) -> None:
+    bedrock.fail(STABILITY, code, status, message)  # the stubber has no answer for a second call: none is made
+
+    with pytest.raises(GenerationError) as info:
+        bedrock.generate(STABILITY, fallback="stability.sd3-5-large-v1:0")
+
+    assert not isinstance(info.value, ModelUnavailableError)
+    assert len(bedrock.bodies) == 1
+
+
+def test_when_the_fallback_fails_too_the_primarys_refusal_is_raised(bedrock: Harness) -> None:
+    bedrock.fail(STABILITY, "AccessDeniedException", 403, "You don't have access to the model with this model ID.")
+    bedrock.fail("stability.sd3-5-large-v1:0", "ThrottlingException", 429, "Too many requests")
+
+    with pytest.raises(ModelUnavailableError) as info:
+        bedrock.generate(STABILITY, fallback="stability.sd3-5-large-v1:0")
+
+    assert info.value.reason == "model_access_denied"  # retried, alarmed and dead-lettered as without a fallback
+    assert isinstance(info.value.__cause__, TransientGenerationError)
+    assert len(bedrock.bodies) == 2
+
+
+def test_a_refusal_that_took_long_does_not_fall_back(bedrock: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The job's time budget holds one whole model call after a quick refusal, not two whole calls."""
+    clock = iter([0.0, FALLBACK_WITHIN_SECONDS + 0.5])
+    monkeypatch.setattr("image_recovery.providers.bedrock.perf_counter", lambda: next(clock))
+    bedrock.fail(STABILITY, "ResourceNotFoundException", 404, "Model not found")
+
+    with pytest.raises(ModelUnavailableError):
+        bedrock.generate(STABILITY, fallback="stability.sd3-5-large-v1:0")
+
+    assert len(bedrock.bodies) == 1
+
+
+@pytest.mark.parametrize(
+    ("fallback", "why"),
+    [
+        (f"us.{STABILITY}", "is an inference profile id"),
+        (STABILITY, "is BEDROCK_MODEL_ID itself"),
+        ("stability.stable-image-inpaint-v1:0", "FALLBACK_MODEL_ID='stability.stable-image-inpaint-v1:0': an image"),
+    ],
+)
+def test_the_fallback_is_validated_at_cold_start(fallback: str, why: str) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(why)):
+        BedrockImageProvider(STABILITY, client=object, fallback_id=fallback)

@@ -124,6 +124,19 @@ def test_sweep_settings_parse_integers_and_apply_defaults() -> None:
     assert (parsed.sweep_max_jobs, parsed.sweep_segments) == (25, 8)
 
 
+def test_the_sweep_checks_the_lifecycle_of_the_workers_bedrock_models_only() -> None:
+    models = {"BEDROCK_MODEL_ID": "stability.stable-image-core-v1:1", "BEDROCK_REGION": "us-west-2"}
+    bedrock = SweepSettings.from_env(env(SweepSettings, IMAGE_PROVIDER="bedrock", **models))
+    fallback = SweepSettings.from_env(
+        env(SweepSettings, IMAGE_PROVIDER="bedrock", FALLBACK_MODEL_ID=" stability.sd3-5-large-v1:0 ", **models)
+    )
+
+    assert (bedrock.lifecycle_models, bedrock.model_region) == (("stability.stable-image-core-v1:1",), "us-west-2")
+    assert fallback.lifecycle_models == ("stability.stable-image-core-v1:1", "stability.sd3-5-large-v1:0")
+    assert SweepSettings.from_env(env(SweepSettings, IMAGE_PROVIDER="local", **models)).lifecycle_models == ()
+    assert SweepSettings.from_env(env(SweepSettings)).lifecycle_models == ()  # told nothing: no check
+
+
 def test_values_are_stripped() -> None:
     assert ApiSettings.from_env(env(ApiSettings, TRAVEL_TABLE_NAME="  travel \n")).travel_table == "travel"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +31,8 @@ CUSTOM_METRICS = (
     "GenerationFailures",
     "GenerationFaults",
     "ModelUnavailable",
+    "FallbackModelUsed",
+    "ModelLegacy",
     "SweepMissingFound",
     "ColdStart",
 )
@@ -225,10 +228,19 @@ def test_dashboard_has_a_how_to_read_it_line_and_the_alarms() -> None:
         "OldestJobAgeAlarm",
         "WorkerErrorRateAlarm",
         "ModelUnavailableAlarm",
+        "ModelLegacyAlarm",
     }
 
 
 # ------------------------------------------------------------------ alarms
+def test_every_alarm_has_a_row_and_a_runbook_entry_in_the_operations_docs() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    rows = set(re.findall(r"^\| `(\w+Alarm)` \|", docs, re.MULTILINE))
+    entries = set(re.findall(r"^### (\w+Alarm)$", docs, re.MULTILINE))
+
+    assert rows == entries == set(ALARMS)
+
+
 NOTIFY = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
 
 
@@ -277,6 +289,28 @@ def test_model_unavailable_alarm_fires_on_the_first_job_the_model_refuses_in_fiv
     assert (properties["Statistic"], properties["Period"], properties["EvaluationPeriods"]) == ("Sum", 300, 1)
     assert (properties["ComparisonOperator"], properties["Threshold"]) == ("GreaterThanThreshold", 0)
     assert properties["TreatMissingData"] == "notBreaching"
+
+
+def test_model_legacy_alarm_holds_the_last_daily_report_for_a_day() -> None:
+    properties = RESOURCES["ModelLegacyAlarm"]["Properties"]
+
+    assert (properties["Namespace"], properties["MetricName"]) == (NAMESPACE, "ModelLegacy")
+    assert properties["Dimensions"] == [{"Name": "service", "Value": {"Ref": "AWS::StackName"}}]
+    assert (properties["Statistic"], properties["Threshold"]) == ("Maximum", 1)
+    assert properties["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    # one report a day, on the first hourly sweep after midnight: more than a day of hourly periods, any one of
+    # them enough; CloudWatch allows up to 7 days for periods of an hour or more
+    assert properties["Period"] == 3600 and 25 <= properties["EvaluationPeriods"] <= 7 * 24
+    assert properties["DatapointsToAlarm"] == 1
+    assert PARAMETERS["SweepSchedule"]["Default"] == "rate(1 hour)"
+    assert properties["TreatMissingData"] == "notBreaching"
+
+
+@pytest.mark.parametrize("variable", ["BEDROCK_MODEL_ID", "FALLBACK_MODEL_ID", "BEDROCK_REGION", "IMAGE_PROVIDER"])
+def test_the_sweep_checks_the_models_the_worker_draws_with(variable: str) -> None:
+    worker = RESOURCES["WorkerFunction"]["Properties"]["Environment"]["Variables"]
+    sweep = RESOURCES["SweepFunction"]["Properties"]["Environment"]["Variables"]
+    assert sweep[variable] == worker[variable]
 
 
 def test_worker_error_rate_alarm_is_errors_over_invocations_in_percent() -> None:

@@ -23,16 +23,21 @@ BEDROCK_MAX_ATTEMPTS = 2
 # errors much less), plus up to 5 s more when the answer carries x-amz-retry-after
 # (botocore/retries/standard.py, ExponentialBackoff).
 BEDROCK_BACKOFF_BOUND_SECONDS = sum(min(2**retry, 20) + 5 for retry in range(BEDROCK_MAX_ATTEMPTS - 1))
+# One InvokeModel through the SDK, at its longest: every attempt at its timeouts and the backoff between them.
+BEDROCK_CALL_BOUND_SECONDS = (
+    BEDROCK_MAX_ATTEMPTS * (BEDROCK_CONNECT_TIMEOUT_SECONDS + BEDROCK_READ_TIMEOUT_SECONDS)
+    + BEDROCK_BACKOFF_BOUND_SECONDS
+)
+# A job asks the fallback model (FallbackModelId) only when the primary refused within this long. A refusal
+# (ended, not served, access denied) is an immediate answer, so this costs nothing real; it bounds the job.
+FALLBACK_WITHIN_SECONDS = 10
 # The rest of a job: about ten DynamoDB and S3 calls (read the record and its parents, claim it, store
 # the image, write it back, count the batch, the idempotency record), each normally well under a second.
 JOB_AWS_MARGIN_SECONDS = 15
-# Longest one image job can take. The worker's Lambda timeout must hold it with room to spare
-# (tests/unit/test_time_budget.py), and a worker can stop taking jobs once its remaining time cannot.
-JOB_BUDGET_SECONDS = (
-    BEDROCK_MAX_ATTEMPTS * (BEDROCK_CONNECT_TIMEOUT_SECONDS + BEDROCK_READ_TIMEOUT_SECONDS)
-    + BEDROCK_BACKOFF_BOUND_SECONDS
-    + JOB_AWS_MARGIN_SECONDS
-)
+# Longest one image job can take: a quick refusal of the primary, one whole model call, and the rest. The
+# worker's Lambda timeout must hold it with room to spare (tests/unit/test_time_budget.py), and a worker can
+# stop taking jobs once its remaining time cannot.
+JOB_BUDGET_SECONDS = FALLBACK_WITHIN_SECONDS + BEDROCK_CALL_BOUND_SECONDS + JOB_AWS_MARGIN_SECONDS
 
 _CLIENT_CONFIG = {
     "bedrock-runtime": Config(
@@ -41,6 +46,9 @@ _CLIENT_CONFIG = {
         # total_max_attempts counts the first attempt; botocore's max_attempts would count retries only
         retries={"mode": "standard", "total_max_attempts": BEDROCK_MAX_ATTEMPTS},
     ),
+    # Bedrock's control plane, asked once a day by the sweep (image_recovery.model_lifecycle), which must not
+    # be held up by it
+    "bedrock": Config(connect_timeout=3, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 2}),
 }
 _DEFAULT_CONFIG = Config(retries={"mode": "standard"})
 

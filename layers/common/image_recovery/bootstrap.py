@@ -70,6 +70,12 @@ def sweeper(settings: SweepSettings) -> Sweeper:
     from image_recovery.sweep import RetryPolicy, Sweeper
 
     _bind(settings)
+    lifecycle = None
+    if settings.lifecycle_models:
+        from image_recovery.model_lifecycle import ModelLifecycle
+
+        region = settings.model_region
+        lifecycle = ModelLifecycle(lambda: aws.client("bedrock", region=region), settings.lifecycle_models)
     return Sweeper(
         RecordRepository(),
         StyleCatalog(),
@@ -81,6 +87,7 @@ def sweeper(settings: SweepSettings) -> Sweeper:
         segments=settings.sweep_segments,
         stuck_after=timedelta(minutes=settings.stuck_after_minutes),
         retries=RetryPolicy(settings.retry_limit, timedelta(minutes=settings.retry_delay_minutes)),
+        lifecycle=lifecycle,
     )
 
 

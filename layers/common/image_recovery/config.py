@@ -144,6 +144,8 @@ class WorkerSettings(BudgetSettings):
     image_bucket: str = _variable("IMAGE_BUCKET_NAME")
     image_provider: str = _variable("IMAGE_PROVIDER", parse=_one_of("bedrock", "local"))
     bedrock_model_id: str = _variable("BEDROCK_MODEL_ID")
+    # the model a job is drawn with when BEDROCK_MODEL_ID is unavailable (a foundation model id; empty: none)
+    fallback_model_id: str = _variable("FALLBACK_MODEL_ID", parse=_stripped, default="")
     # where Bedrock serves the model, when that is not the function's own region (empty: the function's)
     bedrock_region: str = _variable("BEDROCK_REGION", parse=_stripped, default="")
     image_url_base: str = _variable("IMAGE_URL_BASE", parse=_as_is, default="")
@@ -177,6 +179,24 @@ class SweepSettings(CommonSettings):
     # than delay × 2^(n-1) after the failure (0 turns automatic retries off)
     retry_limit: int = _variable("SWEEP_RETRY_LIMIT", parse=_integer(0, 20), default=3)
     retry_delay_minutes: int = _variable("SWEEP_RETRY_DELAY_MINUTES", parse=_integer(1), default=60)
+    # the worker's models, whose lifecycle the sweep checks once a day (image_recovery.model_lifecycle): Bedrock's
+    # only, so the local renderer (and a sweep told nothing) checks none
+    image_provider: str = _variable("IMAGE_PROVIDER", parse=_one_of("bedrock", "local"), default="local")
+    bedrock_model_id: str = _variable("BEDROCK_MODEL_ID", parse=_stripped, default="")
+    fallback_model_id: str = _variable("FALLBACK_MODEL_ID", parse=_stripped, default="")
+    bedrock_region: str = _variable("BEDROCK_REGION", parse=_stripped, default="")
+
+    @property
+    def lifecycle_models(self) -> tuple[str, ...]:
+        """The models whose lifecycle the sweep checks: the worker's Bedrock models, the fallback's if any."""
+        if self.image_provider != "bedrock":
+            return ()
+        return tuple(model for model in (self.bedrock_model_id, self.fallback_model_id) if model)
+
+    @property
+    def model_region(self) -> str:
+        """The region the worker calls Bedrock in, and so the one to ask about its models."""
+        return self.bedrock_region or self.region
 
 
 @dataclass(frozen=True, kw_only=True)

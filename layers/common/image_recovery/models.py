@@ -360,6 +360,8 @@ class ServiceState(Model):
     started_at = UnicodeAttribute(attr_name="startedAt", null=True)
     segments_total = NumberAttribute(attr_name="segmentsTotal", null=True)
     segments_done = NumberAttribute(attr_name="segmentsDone", null=True)
+    # the UTC day and the models of the last lifecycle check (image_recovery.model_lifecycle)
+    lifecycle_checked = UnicodeAttribute(attr_name="lifecycleChecked", null=True)
 
 
 _TRAVEL_MODELS: tuple[type[Model], ...] = (TravelRecord, Trip, Segment, Reservation, PromptStyleRecord)

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -20,6 +21,9 @@ from image_recovery.observability import logger, metrics
 from image_recovery.queueing import JobQueue, QueueDepth, Queuer, failed_for_good, is_stuck
 from image_recovery.repository import RecordRepository, iso_utc, utc_now
 from image_recovery.styles import StyleCatalog
+
+if TYPE_CHECKING:
+    from image_recovery.model_lifecycle import ModelLifecycle
 
 # No `sub` holds "#" (the API refuses such tokens), so no user can ever read the service's own batches.
 SWEEP_OWNER = "#sweep"
@@ -112,6 +116,7 @@ class Sweeper:
         segments: int,
         stuck_after: timedelta,
         retries: RetryPolicy,
+        lifecycle: ModelLifecycle | None = None,
     ) -> None:
         self._records = records
         self._styles = styles
@@ -123,9 +128,12 @@ class Sweeper:
         self._segments = segments
         self._stuck_after = stuck_after
         self._retries = retries
+        self._lifecycle = lifecycle  # the worker's Bedrock models, checked once a day
 
     def run(self, time_is_up: Callable[[], bool] = lambda: False) -> SweepReport:
         """`time_is_up` says when to stop scanning and queue what was found (the Lambda's time is running out)."""
+        if self._lifecycle is not None:
+            self._lifecycle.check_daily()
         now = datetime.now(UTC)
         stale_before = lost_before(now, self._stuck_after, self._queue.depth())
         candidates, capped, failed_segments = self._find(stale_before, now, time_is_up)

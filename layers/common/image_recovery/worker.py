@@ -130,9 +130,8 @@ class ImageWorker:
                 )
             return self._generate(job, record, booking)
         except GenerationError as error:
-            if isinstance(error, ModelUnavailableError):  # the deployment's fault: ModelUnavailableAlarm
-                logger.warning("the model is unavailable", extra={"reason": error.reason, "detail": error.detail})
-                metrics.add_metric(name="ModelUnavailable", unit=MetricUnit.Count, value=1)
+            if isinstance(error, ModelUnavailableError):
+                _model_unavailable(error)
             if not error.retryable:
                 return self._fail(job, record, error.reason, error.detail)
             reason, detail = error.reason, error.detail
@@ -261,6 +260,10 @@ class ImageWorker:
         metrics.add_metric(
             name="GenerationLatency", unit=MetricUnit.Milliseconds, value=(perf_counter() - started) * 1000
         )
+        if image.fell_back_from is not None:  # drawn all the same, but the configured model needs the operator
+            _model_unavailable(image.fell_back_from)
+            logger.warning("drawn with the fallback model", extra={"model": image.model})
+            metrics.add_metric(name="FallbackModelUsed", unit=MetricUnit.Count, value=1)
 
         key = image_key(job)
         try:
@@ -356,6 +359,12 @@ class ImageWorker:
         trip = found.get(trip_key)
         segment = found.get(segment_key) if segment_key else None
         return (trip if isinstance(trip, Trip) else None), (segment if isinstance(segment, Segment) else None)
+
+
+def _model_unavailable(error: ModelUnavailableError) -> None:
+    """The configured model refused a job for a fault of the deployment: ModelUnavailableAlarm."""
+    logger.warning("the model is unavailable", extra={"reason": error.reason, "detail": error.detail})
+    metrics.add_metric(name="ModelUnavailable", unit=MetricUnit.Count, value=1)
 
 
 def _workable(record: TravelRecord) -> bool:

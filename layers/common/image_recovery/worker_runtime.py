@@ -97,6 +97,7 @@ class WorkerRuntime:
             settings.image_provider,
             settings.bedrock_model_id,
             lambda: aws.client("bedrock-runtime", region=settings.model_region),
+            settings.fallback_model_id,
         )
         store = ImageStore(
             lambda: aws.client("s3"), settings.image_bucket, region=settings.region, url_base=settings.image_url_base

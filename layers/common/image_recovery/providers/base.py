@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from image_recovery.errors import ModelUnavailableError
+
 
 @dataclass(frozen=True)
 class ImageRequest:
@@ -24,6 +26,8 @@ class GeneratedImage:
     content_type: str
     model: str
     throttled_attempts: int = 0  # throttle answers the SDK retried past on the way (the rate governor learns of them)
+    # the configured model's refusal, when the image comes from the fallback model instead (`model` names it)
+    fell_back_from: ModelUnavailableError | None = None
 
 
 class ImageProvider(Protocol):

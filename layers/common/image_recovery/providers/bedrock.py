@@ -17,11 +17,13 @@ import re
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
 from botocore.exceptions import ClientError, ConnectTimeoutError, HTTPClientError, ReadTimeoutError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from image_recovery.aws import FALLBACK_WITHIN_SECONDS
 from image_recovery.errors import (
     ConfigurationError,
     ContentFilteredError,
@@ -109,15 +111,15 @@ _NOT_TEXT_TO_IMAGE: tuple[tuple[tuple[str, ...], str], ...] = (
 )
 
 
-def _base_model_id(model_id: str) -> str:
+def base_model_id(model_id: str) -> str:
     """The foundation model of a cross-region inference profile id ("us.stability.sd3-5-large-v1:0"), or the id."""
     head, _, rest = model_id.partition(".")
     return rest if head in PROFILE_PREFIXES and "." in rest else model_id
 
 
-def _model_for(model_id: str) -> _Model:
+def _model_for(model_id: str, setting: str = "BEDROCK_MODEL_ID") -> _Model:
     """The configured model, or a ConfigurationError at cold start that says why it cannot draw covers."""
-    base = _base_model_id(model_id)
+    base = base_model_id(model_id)
     model = TEXT_TO_IMAGE_MODELS.get(base)
     if model is not None:
         return model
@@ -127,7 +129,7 @@ def _model_for(model_id: str) -> _Model:
     )
     current = ", ".join(known for known, model in TEXT_TO_IMAGE_MODELS.items() if not model.ended)
     raise ConfigurationError(
-        f"unsupported Bedrock image model BEDROCK_MODEL_ID={model_id!r}: {why}. Use a text-to-image model "
+        f"unsupported Bedrock image model {setting}={model_id!r}: {why}. Use a text-to-image model "
         f"such as {current}, optionally with a cross-region inference profile prefix ('us.', 'eu.', "
         "'global.', ...) where Bedrock offers one; see docs/bedrock-models.md"
     )
@@ -142,20 +144,51 @@ def _truncate(text: str, limit: int) -> str:
     return (cut[:space] if space > limit // 2 else cut).rstrip()
 
 
+@dataclass(frozen=True)
+class _Target:
+    """A model the provider calls: its id as InvokeModel takes it, and the request family it speaks."""
+
+    model_id: str
+    family: _Family
+
+
+def _target(model_id: str, setting: str) -> _Target:
+    model = _model_for(model_id, setting)
+    if model.ended:
+        logger.warning(
+            f"the Bedrock model of {setting} has reached its end of life: every job it is asked for fails with "
+            "model_unavailable until it names an active model (docs/bedrock-models.md)",
+            extra={"model_id": model_id, "ended": model.ended},
+        )
+    return _Target(model_id, model.family)
+
+
+def _fallback_target(fallback_id: str, primary_id: str) -> _Target | None:
+    """FALLBACK_MODEL_ID, validated like the primary: a foundation model id (the worker's IAM grant names
+    the model, not a profile), and not the primary itself. Empty: no fallback."""
+    if not fallback_id:
+        return None
+    if base_model_id(fallback_id) != fallback_id:
+        raise ConfigurationError(
+            f"FALLBACK_MODEL_ID={fallback_id!r} is an inference profile id: the fallback must be a foundation "
+            f"model id such as {base_model_id(fallback_id)!r}, served on demand in the worker's Bedrock region"
+        )
+    if fallback_id == primary_id:
+        raise ConfigurationError(f"FALLBACK_MODEL_ID={fallback_id!r} is BEDROCK_MODEL_ID itself: name another model")
+    return _target(fallback_id, "FALLBACK_MODEL_ID")
+
+
 class BedrockImageProvider:
     """`client` is a zero-argument callable returning the bedrock-runtime client, called on first use:
-    building a client costs tens of milliseconds that a cold start should not pay before it needs them."""
+    building a client costs tens of milliseconds that a cold start should not pay before it needs them.
 
-    def __init__(self, model_id: str, client: Callable[[], Any]) -> None:
-        model = _model_for(model_id)
-        if model.ended:
-            logger.warning(
-                "the configured Bedrock model has reached its end of life: every job will fail with "
-                "model_unavailable until BedrockModelId names an active model (docs/bedrock-models.md)",
-                extra={"model_id": model_id, "ended": model.ended},
-            )
-        self._family = model.family
-        self._model_id = model_id
+    With `fallback_id`, a request the primary model refuses for a fault of the deployment (ModelUnavailableError:
+    ended, not served, access denied, needs a profile) is made once more with the fallback model, provided the
+    refusal came within FALLBACK_WITHIN_SECONDS (it comes at once; the job's time budget counts on it)."""
+
+    def __init__(self, model_id: str, client: Callable[[], Any], fallback_id: str = "") -> None:
+        self._primary = _target(model_id, "BEDROCK_MODEL_ID")
+        self._fallback = _fallback_target(fallback_id, model_id)
         self._client = client
         self._watched: weakref.WeakSet[Any] = weakref.WeakSet()  # the clients whose retries _note_throttle sees
         self._throttle_answers = 0
@@ -174,11 +207,33 @@ class BedrockImageProvider:
         return client
 
     def generate(self, request: ImageRequest) -> GeneratedImage:
-        body = self._build_body(request)
         throttled_before = self._throttle_answers
+        started = perf_counter()
+        try:
+            return self._image(self._primary, request, throttled_before)
+        except ModelUnavailableError as refused:
+            if self._fallback is None or perf_counter() - started > FALLBACK_WITHIN_SECONDS:
+                raise
+            try:
+                return self._image(self._fallback, request, throttled_before, fell_back_from=refused)
+            except GenerationError as failed:
+                logger.warning(
+                    "the fallback model failed too",
+                    extra={"model_id": self._fallback.model_id, "reason": failed.reason, "detail": failed.detail},
+                )
+                raise refused from failed
+
+    def _image(
+        self,
+        target: _Target,
+        request: ImageRequest,
+        throttled_before: int,
+        fell_back_from: ModelUnavailableError | None = None,
+    ) -> GeneratedImage:
+        body = self._build_body(target.family, request)
         try:
             response = self._watched_client().invoke_model(
-                modelId=self._model_id,
+                modelId=target.model_id,
                 body=json.dumps(body),
                 contentType="application/json",
                 accept="application/json",
@@ -191,14 +246,15 @@ class BedrockImageProvider:
         except (BotoConnectionError, HTTPClientError) as exc:
             raise TransientGenerationError("provider_error", str(exc)) from exc
         return GeneratedImage(
-            data=self._parse(raw),
+            data=self._parse(target.family, raw),
             content_type="image/png",
-            model=self._model_id,
+            model=target.model_id,
             throttled_attempts=self._throttle_answers - throttled_before,
+            fell_back_from=fell_back_from,
         )
 
-    def _build_body(self, request: ImageRequest) -> dict[str, Any]:
-        family = self._family
+    @staticmethod
+    def _build_body(family: _Family, request: ImageRequest) -> dict[str, Any]:
         prompt = _truncate(request.prompt.strip(), family.max_prompt_chars)
         negative = _truncate(request.negative_prompt.strip(), family.max_prompt_chars)
         if not prompt:
@@ -227,14 +283,15 @@ class BedrockImageProvider:
             },
         }
 
-    def _parse(self, raw: bytes) -> bytes:
+    @staticmethod
+    def _parse(family: _Family, raw: bytes) -> bytes:
         try:
             payload = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise PermanentGenerationError("invalid_response", "response body is not JSON") from exc
         if not isinstance(payload, dict):
             raise PermanentGenerationError("invalid_response", "response body is not a JSON object")
-        if self._family.kind == "stability":
+        if family.kind == "stability":
             reasons = payload.get("finish_reasons") or [None]
             reason = reasons[0] if isinstance(reasons, list) else reasons
             if reason:
