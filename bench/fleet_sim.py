@@ -106,6 +106,11 @@ class Cell:
         return self.concurrency * 60 / self.median >= KEEP_UP * self.quota
 
     @property
+    def seed(self) -> int:
+        """The cell's own seed: a subset of the grid (--quotas, --medians, --concurrency) reproduces its rows."""
+        return self.quota * 1_000_000 + round(self.median * 1000) * 100 + self.concurrency
+
+    @property
     def fleet_over_quota(self) -> float:
         """What the workers could draw a minute with no quota at all, over the quota: the mean image time
         (the lognormal's median x e^(sigma^2/2)) plus each job's own work, including the slot's lead."""
@@ -325,7 +330,7 @@ def _job(job_id: str) -> ImageJob:
 
 def run_grid(cells: Sequence[Cell], *, jobs: int, burst: int, seed: int = 12) -> list[Result]:
     fleet = Fleet.from_template()
-    return [Simulation(cell, fleet, jobs=jobs, burst=burst, seed=seed + n).run() for n, cell in enumerate(cells)]
+    return [Simulation(cell, fleet, jobs=jobs, burst=burst, seed=seed * 10**10 + cell.seed).run() for cell in cells]
 
 
 def goal_line(results: Sequence[Result]) -> tuple[str, bool]:

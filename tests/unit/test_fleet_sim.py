@@ -78,3 +78,12 @@ def test_the_command_prints_the_table_and_ends_with_the_goal_line(capsys):
 def goal_line_met(line: str) -> bool:
     use, throttled, dead = (part.split()[-1] for part in line.removeprefix("fleet-sim: ").split(" · "))
     return int(use.rstrip("%")) >= 90 and float(throttled.rstrip("%")) < 1 and int(dead) == 0
+
+
+def test_a_cell_runs_alike_alone_and_in_a_grid():
+    cell = Cell(quota=60, median=3, concurrency=5)
+
+    (alone,) = run_grid([cell], jobs=200, burst=10)
+    _, in_grid = run_grid([Cell(quota=60, median=6, concurrency=5), cell], jobs=200, burst=10)
+
+    assert (alone.images, alone.calls, alone.drained_at) == (in_grid.images, in_grid.calls, in_grid.drained_at)
