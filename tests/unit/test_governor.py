@@ -196,6 +196,20 @@ def test_a_worker_waits_for_booked_slots_beyond_the_horizon_to_come_within_it():
     assert booking.granted and booking.slot == NOW + HORIZON_SECONDS + 15.0
 
 
+def test_the_lead_starts_when_the_budget_has_been_read_not_before_the_read():
+    clock = Clock()
+
+    class SlowRead(MemoryBudgetStore):
+        def apply(self, change):
+            clock.now += 0.25  # a new container's first DynamoDB client, a retried read
+            return super().apply(change)
+
+    booking = wait_out(RateGovernor(POLICY, SlowRead(), clock).book(may_wait=60), clock.sleep)
+
+    assert booking.slot == pytest.approx(NOW + 0.25 + LEAD_SECONDS)
+    assert RateGovernor(POLICY, SlowRead(), clock).until(booking) == pytest.approx(LEAD_SECONDS)
+
+
 def test_a_worker_that_cannot_have_a_slot_in_its_time_defers_the_job_until_the_booked_slots_are_gone():
     clock = Clock()
     store = MemoryBudgetStore(Budget(next_slot=NOW + 25.5, rate=POLICY.ceiling, version=4))

@@ -30,9 +30,20 @@ DECREASE = 0.7  # a throttle answer leaves 70 % of the rate
 INCREASE_SHARE = 0.02  # a success gives back 2 % of the ceiling: about 15 successes undo one decrease
 FLOOR_SHARE = 0.05  # the rate never falls below 5 % of the ceiling, so it can always learn again
 HORIZON_SECONDS = 20.0  # a worker books at most this far ahead and sleeps until its slot
-# A slot is booked at least this far ahead: the worker claims the record and builds the prompt before it and
-# then calls exactly on time. A call later than its slot would come closer than an interval to the next one.
-LEAD_SECONDS = 0.3
+# A slot is booked at least this far ahead of the moment the budget was read: the worker claims the record and
+# builds the prompt before it and then calls exactly on time. A call later than its slot comes closer than an
+# interval to the next one. After the budget's read, what has to fit in the lead is the booking's conditional
+# write, the claim (a read of the job's ledger row, a conditional update of the record, a transaction of two
+# items), one BatchGetItem of the parents and the prompt: a handful of in-region DynamoDB round trips, about
+# 50 ms, so 0.2 s is some 4 times that. A claim slower still makes its call late by the excess; HEADROOM's 5 %
+# of an interval (53 ms at 60 a minute, 105 ms at 30) takes a little of that, as it takes network jitter, and
+# past it the next call may be throttled once (the SDK retries it, the rate is cut and learns again). The lead
+# is not free: when the fleet cannot fill the quota, every slot comes a lead after its worker asked, and the
+# quota's time in between goes unused (fleet-sim: 0.3 s cost 1-3 points of quota use where it is tight).
+# Each worker times its own lead on its own clock, so clock skew between instances does not enter it.
+LEAD_SECONDS = 0.2
+# Epoch seconds as floats are exact to about 0.2 us: a slot this close to the end of a window is within it.
+TICK_SECONDS = 1e-6
 MIN_PAUSE_SECONDS = 0.5  # between two looks at a budget whose booked slots reach too far
 MAX_DEFERRAL_SECONDS = 900  # SQS's longest DelaySeconds
 GOVERNOR_KEY = "service#governor"  # the budget's row in the batch table (no batch id has a "#")
@@ -103,7 +114,7 @@ class Policy:
         """Book the next slot if it comes within `window` seconds; else leave the budget as it is."""
         state = self.current(budget, now)
         slot = max(state.next_slot, now + LEAD_SECONDS)
-        if slot - now > window:
+        if slot - now > window + TICK_SECONDS:
             return None, Booking(granted=False, slot=slot, rate=state.rate)
         booked = replace(state, next_slot=slot + 60.0 / state.rate, version=state.version + 1)
         return booked, Booking(granted=True, slot=slot, rate=state.rate)
@@ -243,18 +254,28 @@ class RateGovernor:
         moves through the same steps (`wait_out`)."""
         deadline = self._clock() + max(0.0, may_wait)
         while True:
-            now = self._clock()
-            window = min(HORIZON_SECONDS, deadline - now)
             try:
-                booking = self._store.apply(lambda budget: self.policy.book(budget, now, window))  # noqa: B023
+                booking = self._store.apply(self._book_from(deadline))
             except BudgetContention:  # a crowd at the budget: this job tries again in a moment
                 raise Deferred(1) from None
+            now = self._clock()
             if booking.granted:
                 return booking
             if booking.slot > deadline:  # later bookings only push it further: no slot in this invocation
                 raise Deferred(deferral_delay(booking.wait(now)))
             # the booked slots reach too far ahead: look again once the next free one is within the horizon
             yield max(MIN_PAUSE_SECONDS, booking.wait(now) - HORIZON_SECONDS)
+
+    def _book_from(self, deadline: float) -> Callable[[Budget | None], tuple[Budget | None, Booking]]:
+        """The booking as a change of the budget, timed when the budget has been read (and read again after a
+        lost race): the lead then starts once the store has answered, so a slow read (a new container's first
+        DynamoDB client, a retried request) does not eat into the time the worker has to claim the record."""
+
+        def book(budget: Budget | None) -> tuple[Budget | None, Booking]:
+            now = self._clock()
+            return self.policy.book(budget, now, min(HORIZON_SECONDS, deadline - now))
+
+        return book
 
     def until(self, booking: Booking) -> float:
         """Seconds left until the booked slot."""
