@@ -69,7 +69,7 @@ def function_environment(stack: LocalStack, logical_id: str, **overrides: str) -
 
 
 def _same(a: Counts, b: Counts) -> bool:
-    return a.requests == b.requests and a.items == b.items
+    return a.requests == b.requests and a.items == b.items and a.units == b.units
 
 
 def _run_side(
