@@ -6,13 +6,23 @@ with fault injection and call recording: a call that an injected fault fails sti
 made. Items read are taken from the
 responses: Query/Scan `ScannedCount` (what DynamoDB reads and bills, before any filter), GetItem 1 if
 an item came back, BatchGetItem the items in `Responses`, TransactGetItems the entries in `Responses`.
+
+Read units are estimated by DynamoDB's billing rules from item sizes (`item_size`), because moto's
+`ConsumedCapacity` is a constant (1 per Query, 0.5 per GetItem, 1 per key of a BatchGetItem). A Query or
+Scan is billed for every item it evaluates, before its filter and whatever its projection: under
+in-process moto those items are seen where moto filters them (`_EvaluatedItems`); when moto did not
+answer (a stand-in did), the returned items stand in for them, which undercounts a filtered read.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
+import inspect
+import math
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +33,80 @@ Operation = tuple[str, str]  # (service, operation), e.g. ("dynamodb", "Query")
 
 SEARCH_OPERATIONS = frozenset({"Query", "Scan"})
 POINT_READ_OPERATIONS = frozenset({"GetItem", "BatchGetItem", "TransactGetItems"})
+READ_UNIT_BYTES = 4096  # one strongly consistent read unit reads up to 4 KB; eventually consistent, half a unit
+
+
+def _number_size(text: str) -> int:
+    """About 1 byte per two significant digits, plus 1 (leading and trailing zeros are not stored)."""
+    mantissa = text.lstrip("+-").lower().split("e")[0].replace(".", "")
+    return math.ceil(len(mantissa.strip("0")) / 2) + 1
+
+
+def _binary_size(value: bytes | str) -> int:
+    return len(value) if isinstance(value, bytes | bytearray) else len(base64.b64decode(value))
+
+
+def attribute_size(value: Mapping[str, Any]) -> int:
+    """Bytes of one attribute value in DynamoDB JSON ({"S": "..."}), by DynamoDB's item-size rules."""
+    (kind, content), *_ = value.items()
+    if kind == "S":
+        return len(content.encode())
+    if kind == "N":
+        return _number_size(content)
+    if kind == "B":
+        return _binary_size(content)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "SS":
+        return sum(len(v.encode()) for v in content)
+    if kind == "NS":
+        return sum(_number_size(v) for v in content)
+    if kind == "BS":
+        return sum(_binary_size(v) for v in content)
+    if kind == "L":  # 3 bytes, plus each element and 1 byte per element
+        return 3 + sum(attribute_size(v) + 1 for v in content)
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + attribute_size(v) + 1 for k, v in content.items())
+    raise ValueError(f"not a DynamoDB attribute value: {value!r}")
+
+
+def item_size(item: Mapping[str, Mapping[str, Any]]) -> int:
+    """Bytes of an item in DynamoDB JSON: each attribute's UTF-8 name plus its value."""
+    return sum(len(name.encode()) + attribute_size(value) for name, value in item.items())
+
+
+def _units(size: int, *, consistent: bool) -> float:
+    """Read units for `size` bytes read at once: whole 4 KB blocks, at least one (a read of nothing is billed)."""
+    return max(1, math.ceil(size / READ_UNIT_BYTES)) * (1.0 if consistent else 0.5)
+
+
+def read_units(
+    operation: str, params: Mapping[str, Any], response: Mapping[str, Any], evaluated: list[int] | None
+) -> float:
+    """Estimated read units one DynamoDB response cost (0 for anything that is not a read).
+
+    Query/Scan: the bytes of every item evaluated (`evaluated`; else those returned) rounded up to 4 KB once per
+    request. GetItem, BatchGetItem: each item rounded up on its own, a key not found billed as one block.
+    TransactGetItems: each item twice, as a transaction reads it. Half a unit per block unless consistent.
+    """
+    if operation in SEARCH_OPERATIONS:
+        sizes = evaluated if evaluated is not None else [item_size(i) for i in response.get("Items", [])]
+        return _units(sum(sizes), consistent=bool(params.get("ConsistentRead")))
+    if operation == "GetItem":
+        return _units(item_size(response.get("Item") or {}), consistent=bool(params.get("ConsistentRead")))
+    if operation == "BatchGetItem":
+        total = 0.0
+        unprocessed = response.get("UnprocessedKeys") or {}
+        for table, request in params.get("RequestItems", {}).items():
+            consistent = bool(request.get("ConsistentRead"))
+            found = response.get("Responses", {}).get(table, [])
+            not_found = len(request["Keys"]) - len(unprocessed.get(table, {}).get("Keys", [])) - len(found)
+            total += sum(_units(item_size(i), consistent=consistent) for i in found)
+            total += not_found * _units(0, consistent=consistent)
+        return total
+    if operation == "TransactGetItems":
+        return sum(2 * _units(item_size(r.get("Item") or {}), consistent=True) for r in response.get("Responses", []))
+    return 0.0
 
 
 def items_read(operation: str, response: dict[str, Any]) -> int:
@@ -40,15 +124,18 @@ def items_read(operation: str, response: dict[str, Any]) -> int:
 
 @dataclass
 class Counts:
-    """Requests and items read by (service, operation) during one `measure()` block."""
+    """Requests, items read and estimated read units by (service, operation) during one `measure()` block."""
 
     requests: Counter[Operation] = field(default_factory=Counter)
     items: Counter[Operation] = field(default_factory=Counter)
+    units: Counter[Operation] = field(default_factory=Counter)
 
-    def record(self, operation: Operation, items: int) -> None:
+    def record(self, operation: Operation, items: int, units: float = 0.0) -> None:
         self.requests[operation] += 1
         if items:
             self.items[operation] += items
+        if units:
+            self.units[operation] += units
 
     @property
     def total_requests(self) -> int:
@@ -57,6 +144,11 @@ class Counts:
     @property
     def items_read(self) -> int:
         return sum(self.items.values())
+
+    @property
+    def read_units(self) -> float:
+        """Estimated DynamoDB read units of every read (see `read_units`)."""
+        return sum(self.units.values())
 
     @property
     def searched_items(self) -> int:
@@ -74,13 +166,96 @@ class Counts:
     def items_by(self, operation: str) -> int:
         return sum(n for (_, op), n in self.items.items() if op == operation)
 
+    def units_by(self, operation: str) -> float:
+        return sum(n for (_, op), n in self.units.items() if op == operation)
+
     def describe(self) -> str:
-        """One line: requests by operation, then items read by operation."""
+        """One line: requests by operation, then items read and read units by operation."""
         requests = ", ".join(f"{svc}.{op} ×{n:,}" for (svc, op), n in sorted(self.requests.items())) or "none"
         items = ", ".join(f"{op} {n:,}" for (_, op), n in sorted(self.items.items()))
-        return f"{self.total_requests:,} requests ({requests}); {self.items_read:,} items read" + (
-            f" ({items})" if items else ""
+        units = ", ".join(f"{op} {n:,g}" for (_, op), n in sorted(self.units.items()))
+        return (
+            f"{self.total_requests:,} requests ({requests}); {self.items_read:,} items read"
+            + (f" ({items})" if items else "")
+            + (f"; ≈ {self.read_units:,g} read units ({units})" if units else "")
         )
+
+
+@dataclass
+class _Evaluation:
+    call: aws_hooks.Call
+    sizes: list[int] | None = None  # None until moto evaluates the read
+    open: bool = True
+
+
+class _EvaluatedItems:
+    """The sizes of the items in-process moto evaluates for a Query or Scan, before its filter and projection.
+
+    moto filters the items a read evaluated (index entries already projected) with `filter_expression.expr`:
+    a stand-in filter records each item's size and then applies the real one, if any. Recorded per thread,
+    for the call in flight there (moto answers on the calling thread); None when moto did not evaluate it.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._installed = False
+        self._lock = threading.Lock()
+
+    def install(self) -> None:
+        """Wrap moto's Table.query and Table.scan, once; nothing to do when moto is not installed."""
+        with self._lock:
+            if self._installed:
+                return
+            try:
+                from moto.dynamodb.models.table import Table
+            except ImportError:
+                return
+            Table.query = self._wrap(Table.query)  # type: ignore[method-assign]
+            Table.scan = self._wrap(Table.scan)  # type: ignore[method-assign]
+            self._installed = True
+
+    def _wrap(self, read: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(read)
+
+        @functools.wraps(read)
+        def evaluating(*args: Any, **kwargs: Any) -> Any:
+            current: _Evaluation | None = getattr(self._local, "current", None)
+            if current is None or not current.open:
+                return read(*args, **kwargs)
+            current.sizes = []
+            bound = signature.bind(*args, **kwargs)
+            bound.arguments["filter_expression"] = _SizeRecorder(
+                bound.arguments.get("filter_expression"), current.sizes
+            )
+            return read(*bound.args, **bound.kwargs)
+
+        return evaluating
+
+    def started(self, call: aws_hooks.Call) -> None:
+        current: _Evaluation | None = getattr(self._local, "current", None)
+        if current is None or current.call is not call:
+            self._local.current = _Evaluation(call)
+
+    def sizes(self, call: aws_hooks.Call) -> list[int] | None:
+        """The sizes recorded for `call`, which has ended (every listener may ask)."""
+        current: _Evaluation | None = getattr(self._local, "current", None)
+        if current is None or current.call is not call:
+            return None
+        current.open = False
+        return current.sizes
+
+
+class _SizeRecorder:
+    def __init__(self, condition: Any, sizes: list[int]) -> None:
+        self._condition = condition
+        self._sizes = sizes
+
+    def expr(self, item: Any) -> bool:
+        self._sizes.append(item_size(item.to_json()["Attributes"]))
+        return self._condition is None or self._condition.expr(item)
+
+
+_evaluated = _EvaluatedItems()
 
 
 class _Counter(aws_hooks.Listener):
@@ -88,17 +263,27 @@ class _Counter(aws_hooks.Listener):
         self.counts = Counts()
         self._lock = threading.Lock()
 
+    def call_started(self, call: aws_hooks.Call) -> None:
+        if call.service == "dynamodb" and call.operation in SEARCH_OPERATIONS:
+            _evaluated.started(call)
+
     def call_ended(self, call: aws_hooks.Call, response: dict | None, error: BaseException | None) -> None:
         # A call that raised (a failed condition, say) was still a request; it read nothing we can see.
         operation = (call.service, call.operation)
-        read = items_read(call.operation, response) if response and call.service == "dynamodb" else 0
+        read, units = 0, 0.0
+        if call.service == "dynamodb":
+            evaluated = _evaluated.sizes(call) if call.operation in SEARCH_OPERATIONS else None
+            if response:
+                read = items_read(call.operation, response)
+                units = read_units(call.operation, call.params, response, evaluated)
         with self._lock:
-            self.counts.record(operation, read)
+            self.counts.record(operation, read, units)
 
 
 @contextmanager
 def measure() -> Iterator[Counts]:
-    """Count the block's AWS requests and DynamoDB items read (every thread, every client)."""
+    """Count the block's AWS requests, DynamoDB items read and read units (every thread, every client)."""
+    _evaluated.install()
     counter = _Counter()
     with aws_hooks.listening(counter):
         yield counter.counts

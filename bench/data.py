@@ -131,7 +131,12 @@ def make_dataset(records: int, users: int, missing_ratio: float, seed: int = 4) 
     names = [f"user-{n:05d}" for n in range(users)]
     per_user, extra = divmod(records, users)
     items = [item for n, user in enumerate(names) for item in _user_records(user, per_user + (n < extra), rng)]
-    missing_at = set(rng.sample(range(len(items)), round(len(items) * missing_ratio)))
+    missing = _set_images(items, set(rng.sample(range(len(items)), round(len(items) * missing_ratio))))
+    return Dataset(items, names, missing)
+
+
+def _set_images(items: list[dict[str, Any]], missing_at: set[int]) -> dict[str, list[Key]]:
+    """Give every item an image but those at `missing_at`, which miss it in the three forms in turn."""
     missing: dict[str, list[Key]] = {}
     forms = itertools.cycle(MISSING_FORMS)
     for n, item in enumerate(items):
@@ -144,7 +149,15 @@ def make_dataset(records: int, users: int, missing_ratio: float, seed: int = 4) 
             missing.setdefault(item["userId"], []).append((item["PK"], item["SK"]))
         else:
             item["imageUrl"] = f"https://images.example.com/{item['id']}.png"
-    return Dataset(items, names, missing)
+    return missing
+
+
+def user_partition(user: str, records: int, missing: int, seed: int = 12) -> tuple[list[dict[str, Any]], list[Key]]:
+    """One more user's records (as `make_dataset` writes them), `missing` of them without an image; and their keys."""
+    rng = random.Random(seed)
+    items = list(_user_records(user, records, rng))
+    keys = _set_images(items, set(rng.sample(range(len(items)), missing))).get(user, [])
+    return items, keys
 
 
 def _low_level(item: dict[str, Any]) -> dict[str, Any]:
@@ -177,6 +190,19 @@ def batch_get(table: str, keys: list[Key]) -> list[dict[str, Any]]:
     return found
 
 
+def batch_delete(table: str, keys: list[Key]) -> None:
+    """DeleteItem in batches of 25, retrying unprocessed keys."""
+    client = boto3.client("dynamodb", region_name=REGION)
+    for start in range(0, len(keys), BATCH_WRITE_LIMIT):
+        requests = [
+            {"DeleteRequest": {"Key": {"PK": {"S": pk}, "SK": {"S": sk}}}}
+            for pk, sk in keys[start : start + BATCH_WRITE_LIMIT]
+        ]
+        pending: dict[str, Any] = {table: requests}
+        while pending:
+            pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+
+
 def seed(stack: LocalStack, dataset: Dataset) -> None:
     batch_write(stack.physical("TravelTable"), dataset.items)
 
@@ -195,11 +221,8 @@ def prepare(stack: LocalStack) -> str:
     records were written straight into the table, so ask `image_recovery.indexing.index_existing_records`
     (looked up at run time: the benchmark also runs against versions of the product without it).
     """
-    try:
-        indexing = importlib.import_module("image_recovery.indexing")
-    except ModuleNotFoundError as error:
-        if error.name != "image_recovery.indexing":
-            raise
+    indexing = _indexing()
+    if indexing is None:
         return "skipped (no image_recovery.indexing)"
     index_existing_records = getattr(indexing, "index_existing_records", None)
     if index_existing_records is None:
@@ -213,6 +236,28 @@ def prepare(stack: LocalStack) -> str:
     if not index_state.IndexState(stack.physical("TravelTable")).is_complete():
         raise RuntimeError("the full scan did not complete the sparse index")
     return f"stream noted live; image_recovery.indexing.index_existing_records changed {changed:,} records"
+
+
+def _indexing() -> Any:
+    """image_recovery.indexing, or None for a version of the product without it."""
+    try:
+        return importlib.import_module("image_recovery.indexing")
+    except ModuleNotFoundError as error:
+        if error.name != "image_recovery.indexing":
+            raise
+        return None
+
+
+def add_records(stack: LocalStack, items: list[dict[str, Any]]) -> None:
+    """Write records after `prepare()`, and index each as the stream function would (`reconcile`, if any)."""
+    table = stack.physical("TravelTable")
+    batch_write(table, items)
+    indexing = _indexing()
+    if indexing is None or not hasattr(indexing, "reconcile"):
+        return
+    bind_models(stack)
+    for item in items:
+        indexing.reconcile(_low_level(item), "bench")
 
 
 @dataclass

@@ -1,15 +1,16 @@
 """The naive baseline: what the original tool effectively did, written straight against boto3.
 
 Listing and sweeping Scan the whole table with a filter (DynamoDB reads, and bills, every item before
-the filter drops it); context comes from one GetItem per parent; queueing is one conditional UpdateItem
-and one SendMessage per record.
+the filter drops it); context comes from one GetItem per parent. A more realistic listing reads the user's
+partition with one (paged) Query and picks the missing records and their parents from it. Queueing is one
+conditional UpdateItem and one SendMessage per record.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +37,22 @@ def _scan(table: str, filter_expression: str, values: dict[str, Any]) -> Iterato
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
+def _listing(records: list[dict[str, Any]], parent: Callable[[str, str], dict[str, Any] | None]) -> list[dict]:
+    """The records as the listing shows them, each with its parents' names (`parent` finds one by key)."""
+    listing = []
+    for record in records:
+        pk, kind = record["PK"]["S"], record["entityType"]["S"]
+        row = {"id": record["id"]["S"], "type": kind, "createdAt": record.get("createdAt", {}).get("S", "")}
+        if kind in ("SEGMENT", "RESERVATION"):
+            trip = parent(pk, f"TRIP#{record['tripId']['S']}")
+            row["tripTitle"] = trip["title"]["S"] if trip else None
+        if kind == "RESERVATION":
+            segment = parent(pk, f"TRIP#{record['tripId']['S']}#SEGMENT#{record['segmentId']['S']}")
+            row["segmentName"] = segment["name"]["S"] if segment else None
+        listing.append(row)
+    return sorted(listing, key=lambda row: row["createdAt"], reverse=True)
+
+
 def list_missing(table: str, user_id: str) -> list[dict[str, Any]]:
     """The user's records missing images, each with its parents' names, newest first."""
     client = boto3.client("dynamodb", region_name=REGION)
@@ -49,18 +66,32 @@ def list_missing(table: str, user_id: str) -> list[dict[str, Any]]:
             parents[sk] = client.get_item(TableName=table, Key=key).get("Item")
         return parents[sk]
 
-    listing = []
-    for record in records:
-        pk, kind = record["PK"]["S"], record["entityType"]["S"]
-        row = {"id": record["id"]["S"], "type": kind, "createdAt": record.get("createdAt", {}).get("S", "")}
-        if kind in ("SEGMENT", "RESERVATION"):
-            trip = parent(pk, f"TRIP#{record['tripId']['S']}")
-            row["tripTitle"] = trip["title"]["S"] if trip else None
-        if kind == "RESERVATION":
-            segment = parent(pk, f"TRIP#{record['tripId']['S']}#SEGMENT#{record['segmentId']['S']}")
-            row["segmentName"] = segment["name"]["S"] if segment else None
-        listing.append(row)
-    return sorted(listing, key=lambda row: row["createdAt"], reverse=True)
+    return _listing(records, parent)
+
+
+def _missing(item: dict[str, Any]) -> bool:
+    image = item.get("imageUrl")
+    return image is None or "NULL" in image or image.get("S") == ""
+
+
+def list_missing_from_partition(table: str, user_id: str) -> list[dict[str, Any]]:
+    """The same from one Query of the user's partition (paged, unfiltered): the missing records are picked
+    here, and their parents are among the items already read."""
+    client = boto3.client("dynamodb", region_name=REGION)
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "PK = :pk",
+        "ExpressionAttributeValues": {":pk": {"S": f"USER#{user_id}"}},
+    }
+    items: list[dict[str, Any]] = []
+    while True:
+        page = client.query(**kwargs)
+        items.extend(page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    by_sk = {item["SK"]["S"]: item for item in items}
+    return _listing([item for item in items if _missing(item)], lambda _, sk: by_sk.get(sk))
 
 
 def _job(pk: str, sk: str) -> str:

@@ -49,6 +49,7 @@ class ScenarioResult:
     details: list[str] = field(default_factory=list)
     ours: Side | None = None
     naive: Side | None = None
+    tables: list[str] = field(default_factory=list)  # markdown tables of its own, after the main one
 
     def row(self, prefix: str) -> Row:
         """The row whose scenario text starts with `prefix` (tests look rows up this way)."""
@@ -94,6 +95,10 @@ def details(results: Sequence[ScenarioResult]) -> str:
         if result.details:
             blocks.append(f"**{result.name}**\n\n" + "\n".join(f"- {line}" for line in result.details))
     return "\n\n".join(blocks)
+
+
+def tables(results: Sequence[ScenarioResult]) -> str:
+    return "\n\n".join(table for result in results for table in result.tables)
 
 
 def missed(results: Sequence[ScenarioResult]) -> list[str]:

@@ -6,7 +6,7 @@ import boto3
 import pytest
 
 from bench import data, results, scenarios
-from bench.counting import measure
+from bench.counting import item_size, measure, read_units
 from devtools.seed import put_items, trip
 from devtools.template_resources import load_template
 from image_recovery.models import TravelRecord
@@ -48,6 +48,58 @@ def test_the_counter_counts_what_a_query_scanned_and_what_a_batch_get_returned(s
     assert (counts.searched_items, counts.point_items, counts.items_read) == (5, 3, 8)
 
 
+def test_item_sizes_follow_dynamodb_rules():
+    # the AWS guide's example: "shirt-color" = "R" and "shirt-size" = "M" make 23 bytes
+    assert item_size({"shirt-color": {"S": "R"}, "shirt-size": {"S": "M"}}) == 23
+    assert item_size({"é": {"S": "€"}}) == 2 + 3  # UTF-8 bytes of name and value
+    # numbers (name "n": 1 byte): 1 byte per two significant digits (leading and trailing zeros dropped) plus 1
+    assert [item_size({"n": {"N": v}}) for v in ("0", "7", "1234", "-0012.3400", "1E+3")] == [2, 3, 4, 4, 3]
+    assert item_size({"b": {"B": b"\x00" * 10}, "t": {"BOOL": False}, "z": {"NULL": True}}) == 11 + 2 + 2
+    # List and Map: 3 bytes, plus each element and 1 byte per element (a map's element holds its key)
+    assert item_size({"l": {"L": [{"S": "ab"}, {"N": "1"}]}}) == 1 + 3 + (2 + 1) + (2 + 1)
+    assert item_size({"m": {"M": {"k": {"S": "v"}}}, "ss": {"SS": ["a", "bc"]}}) == 1 + 3 + (1 + 1 + 1) + 2 + 3
+
+
+def test_read_units_round_each_request_or_each_item_up_to_4_kb():
+    def items(*sizes: int) -> list[dict]:
+        return [{"a": {"S": "x" * (size - 1)}} for size in sizes]
+
+    # the AWS guide: a Query of 1,500 items of 64 bytes reads 96 KB, 24 blocks: 24 units consistent, 12 eventually
+    query = {"Items": items(*[64] * 1500)}
+    assert read_units("Query", {"ConsistentRead": True}, query, None) == 24
+    assert read_units("Query", {}, query, None) == 12
+    # billed for what it evaluated before its filter, not for the one item it returned
+    assert read_units("Scan", {}, {"Items": items(100)}, [4000, 4000, 200]) == 1.5
+    assert read_units("Query", {}, {"Items": []}, []) == 0.5  # a read of nothing still costs a block
+    # the AWS guide: BatchGetItem of 1.5 KB and 6.5 KB items is billed as 4 KB + 8 KB; a key not found as a block
+    keys = [{"PK": {"S": str(n)}} for n in range(3)]
+    batch = {"Responses": {"t": items(1536, 6656)}}
+    assert read_units("BatchGetItem", {"RequestItems": {"t": {"Keys": keys}}}, batch, None) == 2
+    assert read_units("BatchGetItem", {"RequestItems": {"t": {"Keys": keys, "ConsistentRead": True}}}, batch, None) == 4
+    assert read_units("GetItem", {"ConsistentRead": True}, {"Item": items(4097)[0]}, None) == 2
+    assert read_units("GetItem", {}, {}, None) == 0.5
+    assert read_units("PutItem", {}, {}, None) == 0
+
+
+def test_a_filtered_query_is_billed_for_the_items_moto_evaluated_not_those_it_returned(stack):
+    table = stack.physical("TravelTable")
+    put_items(table, [trip("cy", f"t{n}", "T" * 1500, "2026-01-01T00:00:00.000Z", "https://x/y.png") for n in range(5)])
+    client = boto3.client("dynamodb", region_name=REGION)
+    size = item_size(client.get_item(TableName=table, Key={"PK": {"S": "USER#cy"}, "SK": {"S": "TRIP#t0"}})["Item"])
+
+    with measure() as counts:
+        page = client.query(
+            TableName=table,
+            KeyConditionExpression="PK = :pk",
+            FilterExpression="attribute_not_exists(imageUrl)",
+            ProjectionExpression="PK",
+            ExpressionAttributeValues={":pk": {"S": "USER#cy"}},
+        )
+
+    assert page["Count"] == 0
+    assert counts.units_by("Query") == read_units("Query", {}, {}, [size] * 5) == 1.0  # 5 × 1.6 KB: two blocks
+
+
 def test_pynamodb_calls_are_counted_too_and_only_inside_the_block(stack):
     put_items(stack.physical("TravelTable"), [trip("bo", "t1", "Trip", "2026-01-01T00:00:00.000Z")])
 
@@ -85,13 +137,23 @@ def test_a_tiny_run_produces_every_row_and_the_naive_listing_reads_the_whole_tab
         data.seed(local, dataset)
         data.prepare(local)
         bench = scenarios.Bench(local, dataset, data.Snapshot.take(local, dataset.missing_keys), repeat=1)
-        listing = scenarios.listing(bench)
+        listing = scenarios.listing(bench, partitions=(("small", 20, 3), ("large", 200, 20)))
         sweep = scenarios.sweep(bench)
         queueing = scenarios.queueing(bench, records=12)
         parallel = scenarios.parallel_queueing(bench, ids=12, latency_s=0.001)
     rendering = scenarios.renderer(images=2, repeat=1)
 
-    assert listing.naive.counts.items_by("Scan") == records
+    typical = dataset.user_with_most_missing()
+    partitions = {row.scenario.split(":")[0] for row in listing.rows}
+    assert partitions == {
+        "listing a small partition (20 records, 3 missing)",
+        f"listing a typical partition (30 records, {len(dataset.missing[typical])} missing)",
+        "listing a large partition (200 records, 20 missing)",
+    }
+    # every plan of every partition in the cost table; the scan read the whole table, the added users included
+    assert listing.tables[0].count("\n") == 1 + 3 * 4
+    assert listing.naive.counts.items_by("Scan") == records + 20 + 200
+    assert listing.ours.counts.items_by("Query") == len(dataset.missing[typical])  # the page, from the index
     assert sweep.naive.counts.items_by("Scan") == records
     assert sweep.naive.counts.calls("SendMessage", "sqs") == dataset.missing_count == 15
     assert queueing.naive.counts.total_requests == 2 * 12
@@ -99,8 +161,8 @@ def test_a_tiny_run_produces_every_row_and_the_naive_listing_reads_the_whole_tab
     assert parallel.ours.counts.calls("UpdateItem", "dynamodb") == parallel.naive.counts.calls("UpdateItem", "dynamodb")
     assert parallel.ours.counts.calls("SendMessageBatch", "sqs") == 2
     for result, prefix in (
-        (listing, "listing one user: records read"),
-        (listing, "listing one user: requests"),
+        (listing, "listing a typical partition"),
+        (listing, "listing a large partition (200 records, 20 missing): read units (naive = one Query"),
         (sweep, "sweep (15 missing of 300): items read"),
         (sweep, "sweep (15 missing of 300): SQS send calls"),
         (queueing, "queueing 12 records: requests"),
