@@ -11,7 +11,8 @@
 
 const SESSION_KEY = "imageRecovery.oidc.session"; // {issuer, clientId, idToken, refreshToken, claims}
 const PENDING_KEY = "imageRecovery.oidc.pending"; // {state, nonce, verifier, returnTo} while at the provider
-const SIGNED_OUT_KEY = "imageRecovery.oidc.signedOut"; // the URL signed out from; no sign-in until asked
+const SIGNED_OUT_KEY = "imageRecovery.oidc.signedOut"; // set: no sign-in until asked
+const SIGNED_OUT_FROM_KEY = "imageRecovery.oidc.signedOutFrom"; // shown again after the provider's sign-out
 const RENEW_BEFORE_S = 60; // renew this long before expiry (a quarter of the lifetime for shorter tokens)
 
 export class SignInError extends Error {}
@@ -112,9 +113,10 @@ export class OidcSignIn {
   async signOut() {
     const session = this.#session();
     this.#storage.removeItem(SESSION_KEY);
-    this.#storage.setItem(SIGNED_OUT_KEY, window.location.href);
+    this.#storage.setItem(SIGNED_OUT_KEY, "1");
     const discovery = await this.#discover().catch(() => ({}));
     if (!discovery.end_session_endpoint) return;
+    this.#storage.setItem(SIGNED_OUT_FROM_KEY, window.location.href);
     const url = new URL(discovery.end_session_endpoint);
     url.search = new URLSearchParams({
       client_id: this.#clientId,
@@ -125,24 +127,21 @@ export class OidcSignIn {
   }
 
   // Back from the provider's sign-out (at redirectUri): the URL signed out from goes back into the address bar.
-  restoreSignedOutUrl() {
-    const from = this.#storage.getItem(SIGNED_OUT_KEY);
+  completeSignOut() {
+    const from = this.#storage.getItem(SIGNED_OUT_FROM_KEY);
+    this.#storage.removeItem(SIGNED_OUT_FROM_KEY);
     const url = from && new URL(from, window.location.href);
-    if (url && url.origin === window.location.origin && url.href !== window.location.href) {
-      history.replaceState(null, "", url.href);
-    }
+    if (url && url.origin === window.location.origin) history.replaceState(null, "", url.href);
   }
 
   async #renew(session) {
     if (session.refreshToken) {
       try {
         const tokens = await this.#tokenRequest({ grant_type: "refresh_token", refresh_token: session.refreshToken });
-        if (tokens.id_token) {
-          this.#store(tokens, { nonce: session.claims.nonce, sub: session.claims.sub, refresh: session.refreshToken });
-          return tokens.id_token;
-        }
+        this.#store(tokens, { nonce: session.claims.nonce, sub: session.claims.sub, refresh: session.refreshToken });
+        return tokens.id_token;
       } catch {
-        // a refused or failed renewal: sign in again below
+        // a refused or failed renewal (or one without an ID token): sign in again below
       }
     }
     this.#storage.removeItem(SESSION_KEY);

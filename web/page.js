@@ -35,7 +35,7 @@ async function signInWithOidc(settings) {
     return;
   }
   if (oidc.signedOut) {
-    oidc.restoreSignedOutUrl();
+    oidc.completeSignOut();
     showSignedOut("You are signed out.");
     return;
   }
