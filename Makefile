@@ -35,7 +35,7 @@ $(CHECKOV):
 .PHONY: help demo serve test test-fast soak lint validate security bench fleet-sim chaos redrive teardown publish-panel attach clean
 help:
 	@echo "make demo           run the main job end to end on an embedded AWS (moto on 127.0.0.1)"
-	@echo "make serve          the missing-images panel on a local stack: http://127.0.0.1:$(PORT)/ (PORT=8000; local-only sign-in)"
+	@echo "make serve          the missing-images panel on a local stack: http://127.0.0.1:$(PORT)/ (PORT=8000; sign-in at a local OIDC provider)"
 	@echo "make test           the whole test suite in $(TEST_WORKERS) processes (TEST_WORKERS), about 4 minutes; browser tests need /usr/bin/chromium"
 	@echo "make test-fast      the unit tests only, in about 15 s: the edit loop"
 	@echo "make soak           the careless-host state machine for 5,000+ steps with a table, then the chaos, race, fuzz and"

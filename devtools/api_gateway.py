@@ -6,8 +6,8 @@ It does what the deployed HTTP API (template.yaml's HttpApi) does around the fun
   404 {"message":"Not Found"} and the function never runs (the template has no $default route);
 - the JWT authorizer: with no token in Authorization, or one that `authorize` refuses, the gateway answers
   401 {"message":"Unauthorized"} itself. An accepted token's claims become requestContext.authorizer.jwt.claims.
-  Checking real JWTs is out of scope: `authorize` maps tokens to claims (serve.py: fake local tokens; tests:
-  fixed ones);
+  `authorize` maps tokens to claims: serve.py verifies real JWTs the way the deployed authorizer does
+  (devtools.jwt_authorizer), tests may map fixed tokens;
 - the payload format 2.0 event, shaped like events/api-*.json. HTTP APIs hand Lambda the path already
   percent-decoded (rawPath and pathParameters alike), so "/image-jobs/..%2Fx" is routed as "/image-jobs/../x";
 - a function that raises gets the gateway's 500 {"message":"Internal Server Error"}.

@@ -41,7 +41,8 @@ def launch(playwright: Playwright) -> Browser:
 
 
 def open_panel(page: Page, url: str, user: str = ALICE, *, expand: bool = True) -> None:
-    """Open the page signed in (locally) as `user`, wait for the banner and (by default) expand the panel."""
+    """Open the page signed in as `user` (?user=: the local provider's sign-in without a form), wait for the
+    banner and (by default) expand the panel."""
     page.goto(f"{url}?user={user}")
     banner = page.get_by_role("button", name="missing images")
     expect(banner).to_be_visible()

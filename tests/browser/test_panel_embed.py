@@ -1,6 +1,7 @@
 """<missing-images-panel> embedded in a plain host page the way the README shows: the host loads the script,
-sets `api-base` and `page-size` and hands over a `tokenProvider`; the listing pages with "Show more". In
-record mode (record-type, record-id) it regenerates one record's image."""
+sets `api-base` and `page-size` and hands over a `tokenProvider` (with a token the host got from the local
+identity provider); the listing pages with "Show more". In record mode (record-type, record-id) it regenerates
+one record's image."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 
 from playwright.sync_api import expect
 
+from devtools.seed import ALICE
 from tests.browser.panel import WORKER_TIMEOUT_MS, assert_accessible, images, row
 
 HOST_PAGE = """<!doctype html>
@@ -25,19 +27,17 @@ HOST_PAGE = """<!doctype html>
     </main>
     <script type="module">
       await customElements.whenDefined("missing-images-panel");
-      document.querySelector("missing-images-panel").tokenProvider = async () => {
-        const response = await fetch("/local/sign-in?user=user-alice");
-        return (await response.json()).token;
-      };
+      document.querySelector("missing-images-panel").tokenProvider = async () => {token};
     </script>
   </body>
 </html>"""
 
 
 def open_host(page, server, attributes: str) -> None:
-    """The host page at the local server's origin (so that /api and /local/sign-in are its own)."""
+    """The host page at the local server's origin (so that /api is its own), signed in as Alice."""
     host = f"{server.url}host/manage"
-    body = HOST_PAGE.replace("{attributes}", attributes)
+    token = json.dumps(server.provider.sign_in(ALICE)["id_token"])
+    body = HOST_PAGE.replace("{attributes}", attributes).replace("{token}", token)
     page.route(host, lambda route: route.fulfill(content_type="text/html", body=body))
     page.goto(host)
 

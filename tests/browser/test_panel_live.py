@@ -61,11 +61,12 @@ def test_work_queued_elsewhere_shows_when_the_tab_comes_back_and_is_followed(pag
     server.backend.hold_jobs(True)
     # another tab queues a record; this page polls nothing while nothing it shows is in progress
     queued = page.evaluate(
-        """async () => (await fetch("/api/image-jobs", {
+        """async (token) => (await fetch("/api/image-jobs", {
             method: "POST",
-            headers: {"Authorization": "Bearer local:user-alice", "Content-Type": "application/json"},
+            headers: {"Authorization": `Bearer ${token}`, "Content-Type": "application/json"},
             body: JSON.stringify({tripIds: ["trip-summer"]}),
-        })).status"""
+        })).status""",
+        server.provider.sign_in(ALICE)["id_token"],
     )
     assert queued == 202
     expect(row(page, "Summer Vacation").locator(".badge")).to_have_text("Missing")

@@ -21,6 +21,10 @@ REGION = "us-east-1"
 BUCKET = "image-recovery-panelbucket-abc"
 DISTRIBUTION_ID = "E2EXAMPLE12345"
 API_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/"
+ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example"
+CLIENT_ID = "panel-client-id"
+PANEL_URL = "https://d111111abcdef8.cloudfront.net/"
+PAGE_FILES = ["index.html", "page.js", "oidc.js", "missing-images-panel.js", "missing-images-panel.css"]
 DISTRIBUTION_ARN = "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${PanelDistribution}"
 JOB = ImageJob(job_id="j1", batch_id="b1", pk="USER#u", sk="TRIP#t", entity_type="TRIP", record_id="t", style_id="s")
 
@@ -162,15 +166,23 @@ def test_outputs_give_the_panel_url_bucket_and_distribution() -> None:
     assert OUTPUTS["PanelUrl"]["Value"] == {"Fn::Sub": "https://${PanelDistribution.DomainName}/"}
     assert OUTPUTS["PanelBucketName"]["Value"] == {"Ref": "PanelBucket"}
     assert OUTPUTS["PanelDistributionId"]["Value"] == {"Ref": "PanelDistribution"}
+    # the page signs in where the API's authorizer trusts tokens from, as the client they are for
+    authorizer = _props("HttpApi")["Auth"]["Authorizers"]["JwtAuthorizer"]["JwtConfiguration"]
+    assert OUTPUTS["JwtIssuer"]["Value"] == authorizer["issuer"] == {"Ref": "JwtIssuer"}
+    assert [OUTPUTS["JwtAudience"]["Value"]] == authorizer["audience"] == [{"Ref": "JwtAudience"}]
     assert set(publish_panel.PANEL_OUTPUTS) <= set(OUTPUTS)
 
 
 # ------------------------------------------------------------------ publish_panel
-def test_config_js_points_at_the_api_and_reads_the_token_from_session_storage() -> None:
-    source = publish_panel.config_js(API_URL)
+def test_config_js_signs_in_at_the_issuer_unless_a_token_is_handed_over() -> None:
+    source = publish_panel.config_js(API_URL, ISSUER, CLIENT_ID, PANEL_URL)
     assert 'apiBase: "https://abc123.execute-api.us-east-1.amazonaws.com"' in source
+    assert (
+        'oidc: {"issuer": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example", '
+        '"clientId": "panel-client-id", "redirectUri": "https://d111111abcdef8.cloudfront.net/"}'
+    ) in source
     assert 'const TOKEN_KEY = "imageRecovery.accessToken"' in source
-    assert "tokenProvider: () => sessionStorage.getItem(TOKEN_KEY)" in source
+    assert "tokenProvider: handedOver ? () => sessionStorage.getItem(TOKEN_KEY) : undefined" in source
     assert "window.IMAGE_RECOVERY_CONFIG" in source
 
 
@@ -203,7 +215,7 @@ def _stack_outputs_stub(cloudformation, outputs: dict[str, str]) -> Stubber:
     return stub
 
 
-def test_publish_uploads_the_four_files_and_invalidates_the_distribution(aws_env: None) -> None:
+def test_publish_uploads_the_pages_files_and_invalidates_the_distribution(aws_env: None) -> None:
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket=BUCKET)
     cloudformation = boto3.client("cloudformation", region_name=REGION)
@@ -212,7 +224,9 @@ def test_publish_uploads_the_four_files_and_invalidates_the_distribution(aws_env
         "ApiUrl": API_URL,
         "PanelBucketName": BUCKET,
         "PanelDistributionId": DISTRIBUTION_ID,
-        "PanelUrl": "https://d111111abcdef8.cloudfront.net/",
+        "PanelUrl": PANEL_URL,
+        "JwtIssuer": ISSUER,
+        "JwtAudience": CLIENT_ID,
     }
     with _stack_outputs_stub(cloudformation, outputs), Stubber(cloudfront) as cf_stub:
         cf_stub.add_response(
@@ -235,13 +249,14 @@ def test_publish_uploads_the_four_files_and_invalidates_the_distribution(aws_env
         cf_stub.assert_no_pending_responses()
 
     assert result == {
-        "keys": ["index.html", "page.js", "missing-images-panel.js", "missing-images-panel.css", "config.js"],
+        "keys": [*PAGE_FILES, "config.js"],
         "invalidation": "I1",
         "url": "https://d111111abcdef8.cloudfront.net/",
     }
     expected = {
         "index.html": ("text/html; charset=utf-8", "no-cache"),
         "page.js": ("text/javascript; charset=utf-8", "public, max-age=300"),
+        "oidc.js": ("text/javascript; charset=utf-8", "public, max-age=300"),
         "missing-images-panel.js": ("text/javascript; charset=utf-8", "public, max-age=300"),
         "missing-images-panel.css": ("text/css; charset=utf-8", "public, max-age=300"),
         "config.js": ("text/javascript; charset=utf-8", "no-cache"),
@@ -251,11 +266,11 @@ def test_publish_uploads_the_four_files_and_invalidates_the_distribution(aws_env
     for key, (content_type, cache_control) in expected.items():
         head = s3.head_object(Bucket=BUCKET, Key=key)
         assert (head["ContentType"], head["CacheControl"]) == (content_type, cache_control), key
-    for key in ("index.html", "page.js", "missing-images-panel.js", "missing-images-panel.css"):
+    for key in PAGE_FILES:
         body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
         assert body == (publish_panel.WEB / key).read_bytes()
     config = s3.get_object(Bucket=BUCKET, Key="config.js")["Body"].read().decode()
-    assert config == publish_panel.config_js(API_URL)
+    assert config == publish_panel.config_js(API_URL, ISSUER, CLIENT_ID, PANEL_URL)
     assert '"https://abc123.execute-api.us-east-1.amazonaws.com"' in config
 
 
