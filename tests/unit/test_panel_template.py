@@ -3,6 +3,8 @@ and the images, served by the same distribution from the private image bucket (O
 
 from __future__ import annotations
 
+import re
+
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
@@ -154,9 +156,26 @@ def test_image_urls_point_at_the_distribution_unless_image_url_base_is_set() -> 
     assert custom.resolve(base) == "https://img.example.com"
 
 
-def test_api_cors_allows_only_the_panel_distribution() -> None:
-    cors = _props("HttpApi")["CorsConfiguration"]
-    assert cors["AllowOrigins"] == [{"Fn::Sub": "https://${PanelDistribution.DomainName}"}]
+@pytest.mark.parametrize(
+    ("host_app_origins", "allowed"),
+    [
+        ("", ["https://paneldistribution.cloudfront.local"]),
+        (
+            "https://app.example.com,http://localhost:3000",
+            ["https://paneldistribution.cloudfront.local", "https://app.example.com", "http://localhost:3000"],
+        ),
+    ],
+)
+def test_api_cors_allows_the_panel_distribution_and_the_host_apps_pages_only(host_app_origins, allowed) -> None:
+    stack = LocalStack(TEMPLATE, REGION, "image-recovery", parameters={"HostAppOrigins": host_app_origins})
+    cors = stack.resolve(_props("HttpApi")["CorsConfiguration"])
+    assert cors["AllowOrigins"] == allowed
+    assert re.fullmatch(TEMPLATE["Parameters"]["HostAppOrigins"]["AllowedPattern"], host_app_origins)
+
+
+@pytest.mark.parametrize("origins", ["*", "https://app.example.com/manage", "https://a.example.com, https://b.example.com"])
+def test_host_app_origins_are_origins_not_wildcards_or_pages(origins) -> None:
+    assert not re.fullmatch(TEMPLATE["Parameters"]["HostAppOrigins"]["AllowedPattern"], origins)
     assert set(cors["AllowMethods"]) == {"GET", "POST", "OPTIONS"}
     assert {header.lower() for header in cors["AllowHeaders"]} == {"authorization", "content-type"}
     assert cors.get("AllowCredentials") is not True  # bearer tokens, no cookies
