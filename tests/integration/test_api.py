@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 
 import pytest
 from botocore.stub import Stubber
@@ -255,3 +256,31 @@ def test_sample_events_are_valid_json_for_each_template_route():
     }
     sampled = {json.loads(path.read_text())["routeKey"] for path in EVENTS.glob("api-*.json")}
     assert sampled == routes
+
+
+def test_images_answers_the_named_records_of_the_user_that_have_one(api):
+    query = [("trip", "trip-ski"), ("trip", "trip-euro"), ("reservation", "res-gondola"), ("trip", "trip-oslo")]
+    status, body = call_api(api, http_event("api-images.json", sub=ALICE, query=query))
+    # trip-euro has no image yet; trip-oslo is Bob's: both are left out, as an unknown id is
+    assert (status, body) == (
+        200,
+        {
+            "images": [
+                {"type": "trip", "id": "trip-ski", "imageUrl": "https://images.example.com/ski.png"},
+                {"type": "reservation", "id": "res-gondola", "imageUrl": "https://images.example.com/gondola.png"},
+            ]
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    "query",
+    [[], [("trips", "trip-ski")], [("trip", "a#b")], [("trip", f"t{n}") for n in range(51)]],
+    ids=["none", "unknown-parameter", "unusable-id", "too-many"],
+)
+def test_images_refuses_a_query_that_names_no_usable_record(api, query):
+    event = http_event("api-images.json", sub=ALICE)
+    event["rawQueryString"] = urlencode(query)
+    event["queryStringParameters"] = {name: value for name, value in query} or None
+    status, body = call_api(api, event)
+    assert (status, body["error"]["code"]) == (400, "invalid_request")

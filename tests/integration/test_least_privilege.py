@@ -448,6 +448,8 @@ def the_index_from_first_deployment_to_complete(world: World) -> None:
     api = world.handler("api")
     status, styles = world.api(api, "api-list-styles.json")
     assert status == 200 and styles["styles"]
+    status, images = world.api(api, "api-images.json", sub=ALICE, query={"trip": "trip-ski"})
+    assert status == 200 and images["images"]
     status, listing = world.api(api, "api-list-missing-images.json", sub=ALICE)
     assert (status, listing["count"]) == (200, 116)
     chosen = queue_ids(

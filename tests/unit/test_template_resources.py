@@ -133,6 +133,7 @@ def test_the_api_serves_the_four_contract_routes_and_the_budget() -> None:
         ("GET", "/image-jobs/{batchId}"),
         ("GET", "/styles"),
         ("GET", "/budget"),
+        ("GET", "/images"),
     }
 
 

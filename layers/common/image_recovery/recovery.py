@@ -23,6 +23,7 @@ from image_recovery.tasks import QUEUE_PAGE_SIZE, QueueMissingTask, TaskQueue
 LISTING, QUEUEING = "listing", "queueing"  # where a malformed record was met (MalformedRecords' dimension)
 TEXT_LIMIT = 200  # characters of a title, a name or another descriptive attribute in the listing
 STAMP_LIMIT = 64  # characters of a date or time attribute as the host wrote it
+URL_LIMIT = 2048  # characters of an imageUrl in GET /images (a longer one is no usable URL)
 PAGE_BYTES_LIMIT = 1_000_000  # the JSON of one listing page stays under 1 MB, whatever the records hold
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 100, 500
 _CURSOR_VERSION = 1
@@ -335,6 +336,16 @@ class RecoveryService:
         remaining = status.remaining_today or 0
         if images > remaining:
             raise OverBudget(images, status, self._spend.policy.estimate(images))
+
+    def images(self, user_id: str, requested: Sequence[tuple[str, str]]) -> list[dict]:
+        """The images of the named records of this user that have one (the panel's "generated in this session"
+        strip): unknown ids, other users' and records still without an image (or with a URL no browser takes,
+        longer than URL_LIMIT) are left out."""
+        return [
+            {"type": r.kind.label, "id": r.id, "imageUrl": r.image_url}
+            for r in self._find_requested(user_id, requested)
+            if r.image_url and len(r.image_url) <= URL_LIMIT
+        ]
 
     def budget(self) -> BudgetStatus:
         """The day's image budget and what is left of it, with the estimated cost of one image."""

@@ -17,9 +17,11 @@ from image_recovery.api.schemas import (
     BatchId,
     BatchProgressResponse,
     BudgetResponse,
+    ImagesResponse,
     MissingImagesResponse,
     QueueRequest,
     QueueResponse,
+    RecordId,
     StylesResponse,
 )
 from image_recovery.api.validation import CURSOR_MAX
@@ -51,6 +53,14 @@ def _described() -> APIGatewayHttpResolver:
 
     @resolver.get("/budget")
     def budget() -> BudgetResponse:
+        raise NotImplementedError
+
+    @resolver.get("/images")
+    def images(
+        trip: Annotated[list[RecordId] | None, Query()] = None,
+        segment: Annotated[list[RecordId] | None, Query()] = None,
+        reservation: Annotated[list[RecordId] | None, Query()] = None,
+    ) -> ImagesResponse:
         raise NotImplementedError
 
     return resolver

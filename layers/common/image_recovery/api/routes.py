@@ -22,6 +22,7 @@ from image_recovery.api.validation import (
     Issue,
     RequestInvalid,
     batch_id,
+    image_ids,
     integer,
     issue,
     queue_request,
@@ -138,6 +139,7 @@ class Api:
             Route("GET", "/image-jobs/<batch_id>", self._batch_progress),
             Route("GET", "/styles", self._list_styles),
             Route("GET", "/budget", self._budget),
+            Route("GET", "/images", self._images),
         ]
         self._patterns = [(route, route.pattern) for route in self.routes]
 
@@ -195,6 +197,10 @@ class Api:
     def _budget(self, request: Request) -> dict:
         request.user()  # signed-in users only, like every route
         return self.service.budget().as_json()
+
+    def _images(self, request: Request) -> dict:
+        requested = image_ids(request.event.get("rawQueryString") or "")
+        return {"images": self.service.images(request.user(), requested)}
 
     def _list_styles(self, request: Request) -> dict:
         styles = self.service.styles()

@@ -144,6 +144,16 @@ class StylesResponse(_Schema):
     styles: list[StyleOut]
 
 
+class RecordImage(_Schema):
+    type: Literal["trip", "segment", "reservation"]
+    id: str
+    imageUrl: str
+
+
+class ImagesResponse(_Schema):
+    images: list[RecordImage]  # the named records that have an image; others are left out
+
+
 class BudgetResponse(_Schema):
     dailyImages: int | None  # null: no daily image budget
     usedToday: int

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from image_recovery.models import MAX_ID_CHARS, is_valid_id
 
@@ -127,6 +128,35 @@ class QueueRequest:
             *(("reservation", i) for i in self.reservation_ids),
         ]
         return list(dict.fromkeys(pairs))
+
+
+MAX_IMAGE_IDS = 50  # ids in one GET /images
+IMAGE_QUERY = {"trip": "trip", "segment": "segment", "reservation": "reservation"}  # query name -> record type
+
+
+def image_ids(raw_query: str) -> list[tuple[str, str]]:
+    """The (type, id) pairs of GET /images?trip=<id>&segment=<id>&reservation=<id> (each repeatable), in order,
+    duplicates dropped; RequestInvalid for an unusable id, an unknown parameter, none or too many. Read from the
+    raw query string: API Gateway joins repeated parameters with commas, and an id may hold a comma."""
+    issues: list[Issue] = []
+    pairs: list[tuple[str, str]] = []
+    for index, (name, value) in enumerate(parse_qsl(raw_query, keep_blank_values=True)):
+        if name not in IMAGE_QUERY:
+            issues.append(issue(("query", name), "extra_forbidden", "Extra inputs are not permitted"))
+            continue
+        checked = _record_id(value, ("query", name, index))
+        if isinstance(checked, dict):
+            issues.append(checked)
+        else:
+            pairs.append((IMAGE_QUERY[name], checked))
+    pairs = list(dict.fromkeys(pairs))
+    if not issues and not pairs:
+        issues.append(issue(("query",), "missing", "Name at least one record: ?trip=, ?segment= or ?reservation="))
+    if len(pairs) > MAX_IMAGE_IDS:
+        issues.append(issue(("query",), "too_long", f"At most {MAX_IMAGE_IDS} ids, got {len(pairs)}"))
+    if issues:
+        raise RequestInvalid(issues)
+    return pairs
 
 
 def queue_request(body: Any) -> QueueRequest:
