@@ -31,6 +31,8 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import boto3
+
 from devtools.api_gateway import Authorizer, HttpApiGateway
 from devtools.embedded_aws import REGION, embedded_aws, use_function_environment
 from devtools.lambda_runtime import ROOT, LambdaContext, drain_queue, load_handler
@@ -69,7 +71,9 @@ class LocalBackend:
     stay queued until `hold_jobs(False)`.
     """
 
-    def __init__(self, stack: LocalStack, authorize: Authorizer, *, daily_image_budget: int = 0) -> None:
+    def __init__(
+        self, stack: LocalStack, authorize: Authorizer, *, daily_image_budget: int = 0, image_url_base: str = ""
+    ) -> None:
         self.stack = stack
         self.lock = threading.Lock()
         self._failures_left = 0
@@ -78,11 +82,14 @@ class LocalBackend:
         quiet = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
         self._handlers: dict[str, ModuleType] = {}
         budget = {"DAILY_IMAGE_BUDGET": str(daily_image_budget)}
-        overrides = {"api": budget, "worker": {"IMAGE_PROVIDER": "local", **budget}}
+        # the worker's imageUrls point at this server, which serves the bucket's images (`image`)
+        images = {"IMAGE_URL_BASE": image_url_base} if image_url_base else {}
+        overrides = {"api": budget, "worker": {"IMAGE_PROVIDER": "local", **budget, **images}}
         for name in ("indexer", "api", "tasks", "worker"):
             use_function_environment(stack, name, **overrides.get(name, {}), **quiet)
             self._handlers[name] = load_handler(name)
         self._stream = LocalStream(stack)
+        self._s3 = boto3.client("s3", region_name=REGION)
         self.gateway = HttpApiGateway(invoke=self.call_api, authorize=authorize)
 
     def seed(self, items: list[dict] | None = None) -> None:
@@ -110,6 +117,16 @@ class LocalBackend:
             self._jobs_held.set()
         else:
             self._jobs_held.clear()
+
+    def image(self, key: str) -> tuple[bytes, str] | None:
+        """An image the worker stored (body, content type), as the stack's distribution serves it; None if absent."""
+        if not key.startswith("images/"):
+            return None
+        try:
+            stored = self._s3.get_object(Bucket=self.stack.physical("ImageBucket"), Key=key)
+        except self._s3.exceptions.NoSuchKey:
+            return None
+        return stored["Body"].read(), stored.get("ContentType") or "application/octet-stream"
 
     def call_api(self, event: dict) -> dict:
         with self.lock:
@@ -161,6 +178,8 @@ def _handler_class(backend: LocalBackend, config_js: str) -> type[BaseHTTPReques
                 self._json(405, {"message": "Method Not Allowed"})
             elif url.path == "/config.js":
                 self._send(200, config_js.encode(), "text/javascript; charset=utf-8")
+            elif url.path.startswith("/images/"):
+                self._image(unquote(url.path.removeprefix("/")))
             else:
                 self._static(url.path)
 
@@ -174,6 +193,13 @@ def _handler_class(backend: LocalBackend, config_js: str) -> type[BaseHTTPReques
             if content_type.startswith("text/"):
                 content_type += "; charset=utf-8"
             self._send(200, target.read_bytes(), content_type)
+
+        def _image(self, key: str) -> None:
+            found = backend.image(key)
+            if found is None:
+                self._json(404, {"message": "Not Found"})
+            else:
+                self._send(200, *found)
 
         def _api(self, method: str, path: str, query: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)
@@ -234,7 +260,9 @@ def start(
         resources.callback(httpd.server_close)
         url = f"http://{host}:{httpd.server_address[1]}/"
         provider = resources.enter_context(local_provider(url, token_lifetime=token_lifetime, host=host))
-        backend = LocalBackend(stack, provider.authorizer(), daily_image_budget=daily_image_budget)
+        backend = LocalBackend(
+            stack, provider.authorizer(), daily_image_budget=daily_image_budget, image_url_base=url.rstrip("/")
+        )
         backend.seed()
 
         httpd.RequestHandlerClass = _handler_class(backend, local_config_js(provider))

@@ -407,13 +407,18 @@
           : incoming;
       }
       const keep = new Set(KINDS.flatMap((kind) => this.#items[kind.key].map((i) => `${kind.type}:${i.id}`)));
+      const generated = [];
       for (const [key, row] of this.#rows) {
         if (keep.has(key)) continue;
         row.li.remove(); // removed first, so that no kept row has to move (a moved node loses focus)
         this.#rows.delete(key);
-        if (this.#queuedHere.has(key)) this.#generated(this.#queuedHere.get(key));
+        if (this.#queuedHere.has(key)) {
+          this.#generated(key, this.#queuedHere.get(key));
+          generated.push(key);
+        }
         this.#queuedHere.delete(key);
       }
+      if (generated.length) this.#showImages(generated.slice(0, 10));
       for (const kind of KINDS) this.#reconcile(kind, this.#items[kind.key]);
       this.#renderSummary();
       if (focused && !keep.has(focused)) this.#refocus(order, order.indexOf(focused));
@@ -697,15 +702,45 @@
       }
     }
 
-    // A row this page queued left the listing: it has its image now. The listing holds only records without
-    // one, so the image itself is not at hand here; the name is, newest first, ten at most.
-    #generated(subject) {
+    // A row this page queued left the listing: it has its image now, shown with its name, newest first, ten at
+    // most. The listing holds only records without one, so the images come from GET /images, for every row
+    // that left in one refresh at once (#showImages); until they do, or if they cannot, the name stands alone.
+    #generated(key, subject) {
       const item = document.createElement("li");
-      item.textContent = subject;
+      item.dataset.key = key;
+      const caption = document.createElement("span");
+      caption.textContent = subject;
+      item.append(caption);
       const list = this.#$(".recent-list");
       list.prepend(item);
       while (list.children.length > 10) list.lastElementChild.remove();
       this.#$(".recent").hidden = false;
+    }
+
+    async #showImages(keys) {
+      const query = keys
+        .map((key) => {
+          const at = key.indexOf(":");
+          return `${key.slice(0, at)}=${encodeURIComponent(key.slice(at + 1))}`;
+        })
+        .join("&");
+      let images;
+      try {
+        ({ images } = await this.#api("GET", `/images?${query}`));
+      } catch {
+        return; // the names stay; the images are a nicety
+      }
+      const items = [...this.#$(".recent-list").children];
+      for (const image of images) {
+        const item = items.find((li) => li.dataset.key === `${image.type}:${image.id}`);
+        if (!item || item.querySelector("img") || !/^https?:\/\//i.test(image.imageUrl)) continue;
+        const img = document.createElement("img");
+        img.src = image.imageUrl;
+        img.alt = ""; // the caption beside it names the record
+        img.width = img.height = 48;
+        img.loading = "lazy";
+        item.prepend(img);
+      }
     }
 
     #rerender() {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import boto3
 from playwright.sync_api import expect
 
 from devtools.screenshot import open_panel
@@ -70,10 +71,16 @@ def test_generate_by_keyboard_moves_focus_on_when_the_image_is_stored(page, serv
     expect(page.locator(".toast p").last).to_have_text("1 image generated.")
     expect(page.get_by_role("button", name="4 items missing images")).to_be_visible()
     expect(page.locator("[data-kind=segments] .item-name")).to_have_text(["Rome to Venice"])
-    expect(page.get_by_role("region", name="Generated in this session").get_by_role("listitem")).to_have_text(
-        ["Paris to Rome, Big Euro Adventure"]
-    )
+    recent = page.get_by_role("region", name="Generated in this session").get_by_role("listitem")
+    expect(recent).to_have_text(["Paris to Rome, Big Euro Adventure"])
     assert images(server) == {("segment", "seg-paris-rome")}
+    # the strip shows the image itself, from the record's imageUrl, and it loads
+    dynamodb = boto3.client("dynamodb", endpoint_url=server.aws_endpoint, region_name="us-east-1")
+    key = {"PK": {"S": f"USER#{ALICE}"}, "SK": {"S": "TRIP#trip-euro#SEGMENT#seg-paris-rome"}}
+    record = dynamodb.get_item(TableName=server.stack.physical("TravelTable"), Key=key)["Item"]
+    thumbnail = recent.locator("img")
+    expect(thumbnail).to_have_attribute("src", record["imageUrl"]["S"])
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumbnail.element_handle())
 
 
 def test_generate_all_ends_in_the_empty_state(page, server):
