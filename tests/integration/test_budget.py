@@ -76,6 +76,17 @@ def test_a_request_over_the_days_budget_is_refused_with_its_estimate_and_changes
     assert status == 202 and confirmed["summary"]["trips"]["queued"] == TRIPS
 
 
+def test_a_bulk_request_beyond_its_first_page_is_counted_whole_even_without_the_index(stack, handler):
+    # 105 trips, more than the request's first page; the index is not known complete, so the table is read
+    put_items(
+        stack.physical("TravelTable"),
+        [trip(ALICE, f"b{n:03}", f"Trip {n}", f"2026-03-01T00:{n // 60:02}:{n % 60:02}.000Z") for n in range(105)],
+    )
+    status, refused = queue_all(handler("api", DAILY_IMAGE_BUDGET=BUDGET))
+    assert (status, refused["error"]["details"]["images"]) == (409, 105)
+    assert job_queue_depth(stack) == 0 and job_queue_depth(stack, "TaskQueue") == 0
+
+
 def test_without_a_budget_nothing_is_refused_and_the_estimate_still_answers(stack, handler, five_trips):
     api = handler("api", ESTIMATED_COST_PER_IMAGE="0.5")
     status, budget = call_api(api, http_event("api-budget.json", sub=ALICE))

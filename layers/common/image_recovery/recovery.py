@@ -285,7 +285,10 @@ class RecoveryService:
                 candidates = [r for r in candidates if is_failed(r)]
 
         if self._spend.policy.capped and not over_budget_confirmed:
-            self._refuse_over_budget(user_id, candidates, more=next_key is not None, regenerate=regenerate)
+            images = sum(regenerate or (r.wants_image and r.image_status not in IN_FLIGHT) for r in candidates)
+            if next_key is not None:
+                images += self._queueable_beyond(user_id, next_key, from_index=from_index, selection=selection)
+            self._refuse_over_budget(images)
 
         batch_id = self._queuer.open_batch(user_id, style.id)
         stale_before = iso_utc(datetime.now(UTC) - self._stuck_after) if regenerate else None
@@ -323,15 +326,27 @@ class RecoveryService:
         logger.info("queued image jobs", extra={"batch_id": batch_id, "items": len(items), "fan_out": bool(next_key)})
         return QueueResult(batch_id, style.id, items, complete=next_key is None)
 
-    def _refuse_over_budget(
-        self, user_id: str, candidates: Sequence[TravelRecord], *, more: bool, regenerate: bool
-    ) -> None:
-        """OverBudget when the request would queue more images than the day's budget has left. The count is an
-        estimate from what was read: the records that want an image (all of the user's missing ones when the
-        request's first page does not hold them all), leaving out those already in flight."""
-        images = sum(regenerate or (r.wants_image and r.image_status not in IN_FLIGHT) for r in candidates)
-        if more:
-            images = max(images, self._records.count_missing(user_id))
+    def _queueable_beyond(self, user_id: str, start_key: dict, *, from_index: bool, selection: str) -> int:
+        """How many of the user's missing records after the request's first page its fan-out would queue, about:
+        those not in flight ("failed": those that failed). From the sparse index, reading only the index's keys
+        for "all"; without the index (or for "failed"), by reading the rest as the fan-out will."""
+        if from_index and selection == "all":
+            return max(0, self._records.count_missing(user_id) - QUEUE_PAGE_SIZE)
+        count = 0
+        while start_key is not None:
+            page = self._records.missing_page(
+                user_id, from_index=from_index, where=QUEUEING, limit=QUEUE_PAGE_SIZE, start_key=start_key
+            )
+            if selection == "failed":
+                count += sum(is_failed(r) for r in page.records)
+            else:
+                count += sum(r.image_status not in IN_FLIGHT for r in page.records)
+            start_key = page.next_key
+        return count
+
+    def _refuse_over_budget(self, images: int) -> None:
+        """OverBudget when the request would queue more images than the day's budget has left (an estimate from
+        what was read: the records that want an image, leaving out those already in flight)."""
         status = self._spend.status()
         remaining = status.remaining_today or 0
         if images > remaining:
