@@ -43,7 +43,7 @@ help:
 	@echo "make lint           ruff check, ruff format --check, cfn-lint"
 	@echo "make validate       sam validate --lint and sam build (aws-sam-cli in .venv-sam; the build needs python3.13)"
 	@echo "make security       checkov on template.yaml (in .venv-checkov); skipped checks are justified in .checkov.yaml"
-	@echo "make bench          benchmark against a naive baseline on moto, about 5 minutes (BENCH_ARGS=--quick for a smoke run)"
+	@echo "make bench          benchmark against a naive baseline on moto, about 10 minutes (BENCH_ARGS=--quick for a smoke run)"
 	@echo "make fleet-sim      the worker fleet's Bedrock rate governor, simulated over quota x latency x concurrency,"
 	@echo "                    about 4 minutes; exits 1 unless quota use >= 90 %, throttled < 1 %, dead-lettered 0"
 	@echo "make chaos          a few thousand jobs with faults in every AWS call; lost and duplicated must be 0 (FAULT_RATE=0.05)"
