@@ -17,7 +17,7 @@ EXPECTED_REASONS = RETRIES_EXHAUSTED_REASONS | {"content_filtered", "enqueue_fai
 
 @pytest.mark.soak  # 1,200 jobs for 12 users under `make soak`; `make chaos` runs 3,000
 def test_a_small_chaos_run_loses_nothing_and_duplicates_nothing():
-    records = sized(ci=160, soak=2400)
+    records = sized(ci=100, soak=2400)
     # One mark at a time: faults are drawn in call order, so only then is the run the seed's every time
     # (make chaos runs the deployed pool of threads).
     options = chaos.Options(

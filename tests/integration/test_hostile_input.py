@@ -17,7 +17,7 @@ from tests.helpers import call_api, sized
 pytestmark = [pytest.mark.integration, pytest.mark.soak]
 
 HYPOTHESIS = settings(
-    max_examples=sized(ci=60, soak=1000), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=sized(ci=30, soak=1000), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
 json_values = st.recursive(

@@ -167,7 +167,7 @@ fuzz = schemathesis.openapi.from_dict(
     config=SchemathesisConfig.from_dict(
         {
             # the same requests every run; `make soak` sends more
-            "generation": {"mode": "all", "deterministic": True, "max-examples": sized(ci=60, soak=1000)},
+            "generation": {"mode": "all", "deterministic": True, "max-examples": sized(ci=30, soak=1000)},
             "phases": {"examples": {"enabled": False}, "stateful": {"enabled": False}},
             "auth": {"openapi": {"jwt": {"bearer": "alice"}}},  # the coverage phase also sends none and bad ones
             "checks": {

@@ -23,7 +23,7 @@ from tests.helpers import sized, table_item, take_messages
 pytestmark = [pytest.mark.integration, pytest.mark.soak]
 
 QUIET = {"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
-LARGE = sized(ci=160, soak=400)  # more than one request queues at once (100): the rest fans out as tasks
+LARGE = sized(ci=120, soak=400)  # more than one request queues at once (100): the rest fans out as tasks
 ROUNDS = sized(ci=2, soak=10)
 
 
