@@ -14,7 +14,7 @@ CHECKOV_VERSION := 3.3.30
 STACK      ?= image-recovery
 PORT       ?= 8000
 # Test processes (pytest-xdist; each test file runs in one of them). TEST_WORKERS=0 runs in this process.
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 XDIST      := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 $(STAMP): requirements-dev.txt layers/common/requirements.txt
