@@ -237,6 +237,8 @@ def test_the_repair_scan_fans_out_per_segment_resumes_and_fixes_every_record(sta
 
 # ---------------------------------------------------------------- queue-all for any size
 LARGE_USER = 210  # the request's first 100, then two pages of the fan-out (the second of 10)
+
+
 @pytest.mark.parametrize("indexed", [True, False], ids=["from the index", "from the table"])
 def test_queue_all_for_a_large_user_answers_at_once_and_fans_out_exactly_once(
     stack, handler, complete_index, indexed, capsys
