@@ -157,6 +157,7 @@
     #busy = new Set(); // requests in flight: "all", "failed" or a row's key
     #batches = new Map(); // batch id -> {expected, progress}: requests of this page until they end
     #stylesLoaded = false;
+    #budget = undefined; // GET /budget's answer; null while loading or when it could not be read
     #queuedHere = new Map(); // key -> subject of the rows this page queued, until they leave the listing
 
     constructor() {
@@ -326,6 +327,7 @@
         }
         this.#track(progress);
         if (!this.#stylesLoaded) this.#loadStyles();
+        if (this.#budget === undefined && !this.#record) this.#loadBudget();
         if (this.#active()) this.#schedule(POLL_MS);
       } catch (error) {
         if (generation !== this.#generation) return;
@@ -546,7 +548,7 @@
         this.#$(".hint"),
         queueable === 0 && !busy
           ? "Nothing to generate: every image is queued, being generated, or failed in a way only Retry can fix."
-          : "",
+          : this.#estimate(queueable),
       );
 
       const retry = this.#$(".retry-failed");
@@ -565,6 +567,15 @@
       more.hidden = !this.#nextCursor;
       setText(more, `Show more (${Math.max(0, count - shown)} not shown)`);
       this.#renderProgress();
+    }
+
+    // "About $0.20 for 5 images; 3 left in today's image budget.", or "" without an estimate.
+    #estimate(count) {
+      const cost = this.#budget?.estimatedCostPerImage;
+      if (!count || cost == null) return "";
+      const left = this.#budget.remainingToday;
+      const budget = left == null ? "" : `; ${left} left in today's image budget`;
+      return `About $${(count * cost).toFixed(2)} for ${plural(count, "image")}${budget}.`;
     }
 
     #renderProgress() {
@@ -631,6 +642,7 @@
     // fields to send, or null when the person cancelled.
     async #askForBulk(count, large) {
       const budget = await this.#api("GET", "/budget").catch(() => null);
+      if (budget) this.#budget = budget;
       const over = budget?.remainingToday != null && count > budget.remainingToday;
       if ((large || over) && !(await this.#confirm(count, budget))) return null;
       return over ? { confirmOverBudget: true } : {};
@@ -835,6 +847,14 @@
       } catch {
         this.#batches = new Map();
       }
+    }
+
+    // The day's image budget and an image's estimated cost (GET /budget), for the estimate beside Generate All;
+    // read once, and again before each bulk request (#askForBulk). Without it there is no estimate, nothing else.
+    async #loadBudget() {
+      this.#budget = null;
+      this.#budget = await this.#api("GET", "/budget").catch(() => null);
+      this.#renderSummary();
     }
 
     async #loadStyles() {

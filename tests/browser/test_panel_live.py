@@ -120,6 +120,10 @@ def test_a_large_bulk_run_over_the_budget_asks_first_with_its_estimate_and_count
     open_panel(page, server.url)
     server.backend.hold_jobs(True)
     generate = page.get_by_role("button", name="Generate all 125 images")
+    # the estimate stands beside the button before anything is pressed, and the button's description says it
+    estimate = "About $5.00 for 125 images; 100 left in today's image budget."
+    expect(page.locator("#all-hint")).to_have_text(estimate)
+    expect(generate).to_have_accessible_description(estimate)
     generate.click()
     dialog = page.get_by_role("dialog", name="Generate 125 images?")
     expect(dialog).to_contain_text("This queues 125 images in the Travel poster style, about $5.00.")
