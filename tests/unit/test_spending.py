@@ -9,7 +9,8 @@ import pytest
 
 from image_recovery.config import WorkerSettings
 from image_recovery.errors import ConfigurationError
-from image_recovery.spending import DailySpend, SpendingPolicy, price_per_image, seconds_until_next_day
+from image_recovery.providers.bedrock import price_per_image
+from image_recovery.spending import DailySpend, SpendingPolicy, seconds_until_next_day
 
 REGION = "us-east-1"
 LATE = datetime(2026, 12, 2, 23, 59, 30, tzinfo=UTC).timestamp()  # 30 s before midnight, UTC

@@ -123,7 +123,8 @@ class BudgetSettings(CommonSettings):
     cost_per_image: float | None = _variable("ESTIMATED_COST_PER_IMAGE", parse=_amount, default=None)
 
     def spending_policy(self) -> SpendingPolicy:
-        from image_recovery.spending import SpendingPolicy, price_per_image
+        from image_recovery.providers.bedrock import price_per_image
+        from image_recovery.spending import SpendingPolicy
 
         cost = self.cost_per_image if self.cost_per_image is not None else price_per_image(self.bedrock_model_id)
         return SpendingPolicy(self.daily_image_budget, cost)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from image_recovery.spending import BudgetStatus
@@ -19,11 +19,12 @@ class ConfigurationError(ImageRecoveryError):
 class BadRequestError(ImageRecoveryError):
     """The caller sent something we refuse; nothing was written."""
 
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+    def __init__(self, code: str, message: str, status: int = 400, details: Any = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
+        self.details = details  # added to the error body (DESIGN §3), when there is something to add
 
 
 class OverBudget(BadRequestError):
@@ -37,8 +38,8 @@ class OverBudget(BadRequestError):
             f"{status.remaining_today} of {status.daily_images} left. The rest would wait for the next day "
             '(UTC); send "confirmOverBudget": true to queue them anyway.',
             status=409,
+            details={"images": images, "estimatedCost": estimated_cost, **status.as_json()},
         )
-        self.details = {"images": images, "estimatedCost": estimated_cost, **status.as_json()}
 
 
 class NotFoundError(ImageRecoveryError):

@@ -26,26 +26,6 @@ BUDGET_EXHAUSTED = "budget_exhausted"  # the reason a waiting job's record shows
 SPEND_KEY_PREFIX = "service#spend#"  # the day's counter in the batch table (no batch id has a "#")
 KEEP_COUNTERS = timedelta(days=8)  # a day's counter expires (TTL) a week after its day
 CURRENCY = "USD"
-# On-demand prices of one image at the models' default size and quality (docs/bedrock-models.md), the estimate
-# when EstimatedCostPerImage is not set. Matched on the model id without an inference-profile prefix.
-PRICE_PER_IMAGE = {
-    "stability.stable-image-core-v1:1": 0.04,
-    "stability.stable-image-core-v1:0": 0.04,
-    "stability.stable-image-ultra-v1:1": 0.14,
-    "stability.stable-image-ultra-v1:0": 0.14,
-    "stability.sd3-5-large-v1:0": 0.08,
-    "stability.sd3-large-v1:0": 0.08,
-    "amazon.nova-canvas-v1:0": 0.04,
-    "amazon.titan-image-generator-v2:0": 0.01,
-    "amazon.titan-image-generator-v1": 0.01,
-}
-
-
-def price_per_image(model_id: str) -> float | None:
-    """The listed price of one image of `model_id` (a foundation model or a profile over one); None if unknown."""
-    if model_id in PRICE_PER_IMAGE:
-        return PRICE_PER_IMAGE[model_id]
-    return PRICE_PER_IMAGE.get(model_id.split(".", 1)[-1])
 
 
 @dataclass(frozen=True)

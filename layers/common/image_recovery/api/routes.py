@@ -220,7 +220,7 @@ class Api:
         except RequestInvalid as error:
             return _response(400, error_body("invalid_request", "The request is not valid.", _details(error.issues)))
         except BadRequestError as error:
-            return _response(error.status, error_body(error.code, error.message, getattr(error, "details", None)))
+            return _response(error.status, error_body(error.code, error.message, error.details))
         except NotFoundError as error:
             return _response(404, error_body("not_found", error.message))
         except Unauthorized:

@@ -62,6 +62,7 @@ class _Family:
 @dataclass(frozen=True)
 class _Model:
     family: _Family
+    price: float  # USD for one image at the default size and quality, on demand (the budget's estimates)
     ended: str = ""  # when Bedrock ended the model (its end of life), if it has
 
 
@@ -74,15 +75,15 @@ _NOVA_CANVAS = _Family("amazon", 1_024, 858_993_459)
 # marks each record model_unavailable and raises the ModelUnavailable alarm, and the cold start warns.
 # Lifecycle and sources: docs/bedrock-models.md.
 TEXT_TO_IMAGE_MODELS: dict[str, _Model] = {
-    "stability.stable-image-core-v1:1": _Model(_STABILITY),
-    "stability.stable-image-ultra-v1:1": _Model(_STABILITY),
-    "stability.sd3-5-large-v1:0": _Model(_STABILITY),
-    "stability.stable-image-core-v1:0": _Model(_STABILITY, ended="by September 2025"),
-    "stability.stable-image-ultra-v1:0": _Model(_STABILITY, ended="by September 2025"),
-    "stability.sd3-large-v1:0": _Model(_STABILITY, ended="by September 2025"),
-    "amazon.nova-canvas-v1:0": _Model(_NOVA_CANVAS, ended="on 2026-09-30"),
-    "amazon.titan-image-generator-v2:0": _Model(_TITAN, ended="on 2026-06-30"),
-    "amazon.titan-image-generator-v1": _Model(_TITAN, ended="by September 2025"),
+    "stability.stable-image-core-v1:1": _Model(_STABILITY, 0.04),
+    "stability.stable-image-ultra-v1:1": _Model(_STABILITY, 0.14),
+    "stability.sd3-5-large-v1:0": _Model(_STABILITY, 0.08),
+    "stability.stable-image-core-v1:0": _Model(_STABILITY, 0.04, ended="by September 2025"),
+    "stability.stable-image-ultra-v1:0": _Model(_STABILITY, 0.14, ended="by September 2025"),
+    "stability.sd3-large-v1:0": _Model(_STABILITY, 0.08, ended="by September 2025"),
+    "amazon.nova-canvas-v1:0": _Model(_NOVA_CANVAS, 0.04, ended="on 2026-09-30"),
+    "amazon.titan-image-generator-v2:0": _Model(_TITAN, 0.01, ended="on 2026-06-30"),
+    "amazon.titan-image-generator-v1": _Model(_TITAN, 0.01, ended="by September 2025"),
 }
 
 # Why a Bedrock image model that is not in the list above is refused, by a marker in its id.
@@ -115,6 +116,12 @@ def base_model_id(model_id: str) -> str:
     """The foundation model of a cross-region inference profile id ("us.stability.sd3-5-large-v1:0"), or the id."""
     head, _, rest = model_id.partition(".")
     return rest if head in PROFILE_PREFIXES and "." in rest else model_id
+
+
+def price_per_image(model_id: str) -> float | None:
+    """The listed price of one image of `model_id` (a foundation model or a profile over one); None if unknown."""
+    model = TEXT_TO_IMAGE_MODELS.get(base_model_id(model_id))
+    return None if model is None else model.price
 
 
 def _model_for(model_id: str, setting: str = "BEDROCK_MODEL_ID") -> _Model:
