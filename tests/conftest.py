@@ -15,7 +15,7 @@ from devtools.lambda_runtime import LambdaContext, load_handler
 from devtools.seed import put_items, sample_items
 from devtools.streams import LocalStream
 from devtools.template_resources import LocalStack, build_stack
-from image_recovery import aws
+from image_recovery import aws, recovery
 from image_recovery.observability import metrics
 
 REGION = "us-east-1"
@@ -83,6 +83,13 @@ def handler(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Callable[...,
         return load_handler(name)
 
     return load
+
+
+@pytest.fixture
+def past_the_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every partition is larger than the listing's probe (it reads one item), so that a listing with a complete
+    index takes the index plan with a test's few records, as it does for a user with thousands."""
+    monkeypatch.setattr(recovery, "PARTITION_PROBE_ITEMS", 1)
 
 
 @pytest.fixture

@@ -199,7 +199,7 @@ def test_on_the_table_as_the_host_made_it_everything_works_without_the_index(sta
 
 
 def test_after_make_attach_the_functions_see_the_index_and_read_it_once_it_is_complete(
-    stack, load, recorder, deliver_stream
+    stack, load, recorder, deliver_stream, past_the_probe
 ):
     put_items(HOST, sample_items())
     assert run_attach() == 0  # in-process, as `make attach TABLE=host-travel` runs it

@@ -46,7 +46,7 @@ from devtools.lambda_runtime import LambdaContext, http_event, load_event, load_
 from devtools.seed import ALICE, BOB, put_items, reservation, sample_items, segment, trip
 from devtools.streams import LocalStream
 from devtools.template_resources import ACCOUNT, LocalStack, build_stack
-from image_recovery import aws
+from image_recovery import aws, recovery
 from image_recovery.errors import ContentFilteredError, TransientGenerationError
 from image_recovery.governor import Budget, DynamoBudgetStore
 from image_recovery.providers.bedrock import PROFILE_PREFIXES
@@ -488,7 +488,9 @@ def the_index_from_first_deployment_to_complete(world: World) -> None:
     report = sweep(world)
     assert (report["stuck"], report["queued"]) == (1, 1)
     api = world.handler("api")
-    status, listing = world.api(api, "api-list-missing-images.json", sub=ALICE)
+    with pytest.MonkeyPatch.context() as monkeypatch:  # Alice's partition past the probe: the index plan
+        monkeypatch.setattr(recovery, "PARTITION_PROBE_ITEMS", 100)
+        status, listing = world.api(api, "api-list-missing-images.json", sub=ALICE)
     tram = next(r for r in listing["reservations"] if r["id"] == "r-tram")
     assert (tram["tripTitle"], tram["segmentName"]) == ("Lisbon", "Porto to Lisbon")
     chosen = queue_ids(world, api, ALICE, tripIds=["t-lisbon"], reservationIds=["r-tram"])

@@ -10,9 +10,10 @@ import pytest
 
 from bench.counting import measure
 from devtools.lambda_runtime import LambdaContext, http_event, load_event, sqs_event
-from devtools.seed import ALICE, BOB, put_items, reservation, segment, trip
+from devtools.seed import ALICE, BOB, put_items, reservation, sample_items, segment, trip
 from devtools.streams import LocalStream
 from image_recovery.indexing import index_existing_records
+from image_recovery.recovery import PARTITION_PROBE_ITEMS
 from tests.helpers import REGION, call_api, metric_total, metrics_emitted, queued_jobs, table_item, take_messages
 
 pytestmark = pytest.mark.integration
@@ -42,6 +43,19 @@ def complete_index(stack, deliver_stream):
 def test_listing_reads_the_missing_records_and_their_parents_only(seeded, handler, complete_index):
     put_items(seeded.physical("TravelTable"), many_trips(ALICE, 300))  # 300 more records, all with images
     complete_index()
+
+    with measure() as counts:
+        status, body = call_api(handler("api"), http_event("api-list-missing-images.json", sub=ALICE))
+
+    assert (status, body["count"]) == (200, 5)
+    # past the probe of the partition: 5 missing records from the index; their parents are among them
+    # (trip-euro, seg-paris-rome): no extra reads
+    assert counts.items_by("Query") == PARTITION_PROBE_ITEMS + 5
+    assert counts.calls("BatchGetItem") == counts.calls("Scan") == 0
+
+
+def test_a_partition_within_the_probe_is_listed_from_one_query_of_it(seeded, handler, complete_index):
+    complete_index()
     api = handler("api")
     call_api(api, http_event("api-list-missing-images.json", sub=BOB))  # a warm container knows the index is complete
 
@@ -49,13 +63,22 @@ def test_listing_reads_the_missing_records_and_their_parents_only(seeded, handle
         status, body = call_api(api, http_event("api-list-missing-images.json", sub=ALICE))
 
     assert (status, body["count"]) == (200, 5)
-    # 5 missing records from the index; their parents are among them (trip-euro, seg-paris-rome): no extra reads
-    assert counts.items_by("Query") == 5
-    assert counts.items_read <= 5
-    assert counts.calls("Scan") == 0
+    assert dict(counts.requests) == {("dynamodb", "Query"): 1}  # no index, no parents: cheaper than both
+    assert counts.items_read == len([i for i in sample_items() if i["PK"] == f"USER#{ALICE}"])
 
 
-def test_listing_fetches_parents_that_have_images_in_one_batch(stack, handler, complete_index):
+def test_a_partition_past_the_probe_is_listed_whole_without_a_complete_index(stack, handler):
+    # the missing records sort after the probe's items: only the rest of the partition finds them
+    put_items(stack.physical("TravelTable"), many_trips(ALICE, PARTITION_PROBE_ITEMS))
+    put_items(stack.physical("TravelTable"), many_trips(ALICE, 3, image="", prefix="z"))
+
+    _, body = call_api(handler("api"), http_event("api-list-missing-images.json", sub=ALICE))
+
+    assert body["count"] == 3
+    assert [t["id"] for t in body["trips"]] == ["z00002", "z00001", "z00000"]
+
+
+def test_listing_fetches_parents_the_probe_did_not_read_in_one_batch(stack, handler, complete_index, past_the_probe):
     put_items(
         stack.physical("TravelTable"),
         [
@@ -65,16 +88,15 @@ def test_listing_fetches_parents_that_have_images_in_one_batch(stack, handler, c
         ],
     )
     complete_index()
-    api = handler("api")
-    call_api(api, http_event("api-list-missing-images.json", sub=BOB))  # warm: the index state is cached
 
     with measure() as counts:
-        _, body = call_api(api, http_event("api-list-missing-images.json", sub=ALICE))
+        _, body = call_api(handler("api"), http_event("api-list-missing-images.json", sub=ALICE))
 
     (tram,) = body["reservations"]
     assert (tram["tripTitle"], tram["segmentName"]) == ("Lisbon", "Porto to Lisbon")
-    assert counts.calls("BatchGetItem") == 1
-    assert counts.items_read == 3  # the missing reservation, then its two parents
+    # the probe (the trip, first in key order), the missing reservation from the index, then only the segment
+    assert counts.items_by("Query") == 2
+    assert (counts.calls("BatchGetItem"), counts.items_by("BatchGetItem")) == (1, 1)
 
 
 def test_the_sweep_reads_only_the_missing_records(seeded, handler, complete_index):
@@ -196,7 +218,7 @@ def run_tasks(stack, tasks_module, *, remaining_ms: int) -> list[dict]:
     raise AssertionError("the task queue never emptied")
 
 
-def test_the_repair_scan_fans_out_per_segment_resumes_and_fixes_every_record(stack, handler):
+def test_the_repair_scan_fans_out_per_segment_resumes_and_fixes_every_record(stack, handler, past_the_probe):
     table = stack.physical("TravelTable")
     # written while the stream function was not there: nothing indexed yet
     put_items(table, many_trips(ALICE, 40, image=None) + many_trips(ALICE, 60, prefix="img"))
@@ -232,7 +254,7 @@ def test_the_repair_scan_fans_out_per_segment_resumes_and_fixes_every_record(sta
     # the last segment to finish completed the index: listing now reads it
     with measure() as counts:
         call_api(handler("api"), http_event("api-list-missing-images.json", sub=ALICE))
-    assert counts.items_by("Query") == 40
+    assert counts.items_by("Query") == 1 + 40  # the probe's item, then the index's
 
 
 # ---------------------------------------------------------------- queue-all for any size

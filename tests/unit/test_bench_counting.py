@@ -10,6 +10,7 @@ from bench.counting import item_size, measure, read_units
 from devtools.seed import put_items, trip
 from devtools.template_resources import load_template
 from image_recovery.models import TravelRecord
+from image_recovery.recovery import PARTITION_PROBE_ITEMS
 
 REGION = "us-east-1"
 
@@ -137,7 +138,7 @@ def test_a_tiny_run_produces_every_row_and_the_naive_listing_reads_the_whole_tab
         data.seed(local, dataset)
         data.prepare(local)
         bench = scenarios.Bench(local, dataset, data.Snapshot.take(local, dataset.missing_keys), repeat=1)
-        listing = scenarios.listing(bench, partitions=(("small", 20, 3), ("large", 200, 20)))
+        listing = scenarios.listing(bench, partitions=(("small", 20, 3), ("large", PARTITION_PROBE_ITEMS + 40, 20)))
         sweep = scenarios.sweep(bench)
         queueing = scenarios.queueing(bench, records=12)
         parallel = scenarios.parallel_queueing(bench, ids=12, latency_s=0.001)
@@ -148,12 +149,12 @@ def test_a_tiny_run_produces_every_row_and_the_naive_listing_reads_the_whole_tab
     assert partitions == {
         "listing a small partition (20 records, 3 missing)",
         f"listing a typical partition (30 records, {len(dataset.missing[typical])} missing)",
-        "listing a large partition (200 records, 20 missing)",
+        f"listing a large partition ({PARTITION_PROBE_ITEMS + 40} records, 20 missing)",
     }
     # every plan of every partition in the cost table; the scan read the whole table, the added users included
     assert listing.tables[0].count("\n") == 1 + 3 * 4
-    assert listing.naive.counts.items_by("Scan") == records + 20 + 200
-    assert listing.ours.counts.items_by("Query") == len(dataset.missing[typical])  # the page, from the index
+    assert listing.naive.counts.items_by("Scan") == records + 20 + PARTITION_PROBE_ITEMS + 40
+    assert listing.ours.counts.items_by("Query") == 30  # the typical partition, whole, within the probe
     assert sweep.naive.counts.items_by("Scan") == records
     assert sweep.naive.counts.calls("SendMessage", "sqs") == dataset.missing_count == 15
     assert queueing.naive.counts.total_requests == 2 * 12
@@ -162,7 +163,7 @@ def test_a_tiny_run_produces_every_row_and_the_naive_listing_reads_the_whole_tab
     assert parallel.ours.counts.calls("SendMessageBatch", "sqs") == 2
     for result, prefix in (
         (listing, "listing a typical partition"),
-        (listing, "listing a large partition (200 records, 20 missing): read units (naive = one Query"),
+        (listing, f"listing a large partition ({PARTITION_PROBE_ITEMS + 40} records, 20 missing): read units (naive"),
         (sweep, "sweep (15 missing of 300): items read"),
         (sweep, "sweep (15 missing of 300): SQS send calls"),
         (queueing, "queueing 12 records: requests"),

@@ -26,6 +26,11 @@ STAMP_LIMIT = 64  # characters of a date or time attribute as the host wrote it
 URL_LIMIT = 2048  # characters of an imageUrl in GET /images (a longer one is no usable URL)
 PAGE_BYTES_LIMIT = 1_000_000  # the JSON of one listing page stays under 1 MB, whatever the records hold
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 100, 500
+# A listing first reads this many items of the user's trip tree (one Query). A partition that ends within them
+# is answered from that read alone, for what a Query of the partition costs; past it, the index plan is cheaper
+# (docs/benchmark.md: its parents cost half a read unit each, the partition grows with every record) and the
+# probe is what the choice cost: about 7.5 read units at the 300-byte records of the benchmark's data.
+PARTITION_PROBE_ITEMS = 200
 _CURSOR_VERSION = 1
 _MAX_KEY_BYTES = 1024  # DynamoDB's limit for a sort key value
 
@@ -219,20 +224,27 @@ class RecoveryService:
     ) -> MissingImages:
         """One page of the user's missing records, newest first across kinds, with the count of all of them.
 
-        With a complete sparse index: the page's records and the count from the index, then only the parents
-        the page must name. Otherwise one read of the user's trip tree holds all of them alike.
+        The plan is chosen by the size of the user's partition, which DynamoDB tells only by reading it: first
+        PARTITION_PROBE_ITEMS items of the trip tree. A partition that ends within them (most users') is
+        answered from that read alone. A larger one, with a complete sparse index: the page's records and the
+        count from the index, then only the parents the page names that the probe did not read. Otherwise the
+        rest of the trip tree.
         """
         after, counted = decode_cursor(cursor, user_id) if cursor else (None, None)
-        from_index = self._index.is_complete()
+        probe = self._records.trip_tree_start(user_id, where=LISTING, limit=PARTITION_PROBE_ITEMS)
+        from_index = probe.next_key is not None and self._index.is_complete()
         if from_index:
             page, more = self._records.missing_after(user_id, where=LISTING, after=after, limit=limit)
             # One page that holds everything is its own count; a longer listing is counted once, on its first
             # page, and the cursor carries that count on (a snapshot, like the pages themselves).
             count = counted if counted is not None else self._records.count_missing(user_id) if more else len(page)
-            present = {(r.pk, r.sk) for r in page}
-            parents = list(self._records.get_many(parent_keys(page) - present, where=LISTING).values())
+            known = {(r.pk, r.sk) for r in (*page, *probe.records)}
+            fetched = self._records.get_many(parent_keys(page) - known, where=LISTING).values()
+            parents = [*probe.records, *fetched]
         else:
-            parents = self._records.user_records(user_id, where=LISTING)
+            parents = probe.records
+            if probe.next_key is not None:
+                parents += self._records.user_records(user_id, where=LISTING, start_key=probe.next_key)
             missing = sorted((r for r in parents if r.image_missing), key=position, reverse=True)
             count = len(missing)
             if after is not None:

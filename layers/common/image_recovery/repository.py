@@ -133,8 +133,11 @@ class Page:
 
 class RecordRepository:
     # ------------------------------------------------------------------ reads
-    def user_records(self, user_id: str, *, where: str, ids: Iterable[str] = ()) -> list[TravelRecord]:
-        """Every usable trip, segment and reservation of one user (only `ids`, when given).
+    def user_records(
+        self, user_id: str, *, where: str, ids: Iterable[str] = (), start_key: dict | None = None
+    ) -> list[TravelRecord]:
+        """Every usable trip, segment and reservation of one user (only `ids`, when given; only those after
+        `start_key`, a page's LastEvaluatedKey, when given).
 
         Reads the user's trip tree (one Query, paged): for the cases the index cannot answer.
         """
@@ -144,8 +147,15 @@ class RecordRepository:
             user_pk(user_id),
             range_key_condition=TravelRecord.sk.startswith(TRIP_TREE),
             filter_condition=filter_condition,
+            start_key=start_key,
         )
         return [r for items, _ in pages for r in read_records(items, where)]
+
+    def trip_tree_start(self, user_id: str, *, where: str, limit: int) -> Page:
+        """The usable records among the first `limit` items of the user's trip tree, in key order (one Query);
+        `next_key` is None when the tree ended within them, so they are all of the user's records."""
+        response = _query(user_pk(user_id), range_key_condition=TravelRecord.sk.startswith(TRIP_TREE), limit=limit)
+        return Page(list(read_records(response.get("Items", []), where)), response.get("LastEvaluatedKey"))
 
     def missing_page(
         self, user_id: str, *, from_index: bool, where: str, limit: int | None = None, start_key: dict | None = None
@@ -432,9 +442,11 @@ def _query(
     )
 
 
-def query_pages(hash_key: str, **kwargs: Any) -> Iterator[tuple[list[dict], dict | None]]:
-    """Every page of a raw Query on the travel table: (DynamoDB JSON items, key to resume after the page)."""
-    start_key = None
+def query_pages(
+    hash_key: str, *, start_key: dict | None = None, **kwargs: Any
+) -> Iterator[tuple[list[dict], dict | None]]:
+    """Every page of a raw Query on the travel table (after `start_key`, when given): (DynamoDB JSON items,
+    key to resume after the page)."""
     while True:
         response = _query(hash_key, start_key=start_key, **kwargs)
         start_key = response.get("LastEvaluatedKey")
