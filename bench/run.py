@@ -144,10 +144,10 @@ def report(options: Options, command: str, done: list[results.ScenarioResult], n
             "and bills before a filter), GetItem 1 per item, BatchGetItem/TransactGetItems the items returned. Read "
             "units are estimated from item sizes by DynamoDB's rules (a Query or Scan per request over the items it "
             "evaluated, GetItem and BatchGetItem per item, each rounded up to 4 KB; half a unit when eventually "
-            "consistent); moto reports none worth reading. The "
-            "listing's target counts the records searched (Query/Scan); the parents fetched by key for context are "
-            "in its read units. Wall times are moto's, not DynamoDB's (moto walks the whole table for an index query "
-            "and re-reads it for every Scan page): compare them within a row only. Repeats: up to "
+            "consistent); moto reports none worth reading. The listing's read units count every read: the probe of "
+            "the partition, the index state, the index and the parents fetched by key for context. Wall times are "
+            "moto's, not DynamoDB's (moto walks the whole table for an index query and re-reads it for every Scan "
+            "page): compare them within a row only. Repeats: up to "
             f"{options.repeat} per side; a side stops repeating after {options.side_budget_s:g} s of runs.",
             "",
             "## Details",

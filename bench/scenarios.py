@@ -291,7 +291,7 @@ def listing(bench: Bench, partitions: tuple[tuple[str, int, int], ...] = LISTING
         "(a fresh import of the handler) reads it (DescribeTable, free, and a consistent GetItem). Read units are "
         "estimated from item sizes (bench/counting.py): Query/Scan per request over the items evaluated, "
         "BatchGetItem and GetItem per item, each rounded up to 4 KB, half a unit when eventually consistent",
-        "small and large: users added for this scenario (bench.data.user_partition), indexed as the stream "
+        "small, mid-size and large: users added for this scenario (bench.data.user_partition), indexed as the stream "
         "function would, removed afterwards",
     ]
     for user, sides in measured.items():
