@@ -16,7 +16,6 @@ answer (a stand-in did), the returned items stand in for them, which undercounts
 
 from __future__ import annotations
 
-import base64
 import functools
 import inspect
 import math
@@ -28,51 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devtools import aws_hooks
+from image_recovery.item_size import READ_UNIT_BYTES, item_size
 
 Operation = tuple[str, str]  # (service, operation), e.g. ("dynamodb", "Query")
 
 SEARCH_OPERATIONS = frozenset({"Query", "Scan"})
 POINT_READ_OPERATIONS = frozenset({"GetItem", "BatchGetItem", "TransactGetItems"})
-READ_UNIT_BYTES = 4096  # one strongly consistent read unit reads up to 4 KB; eventually consistent, half a unit
-
-
-def _number_size(text: str) -> int:
-    """About 1 byte per two significant digits, plus 1 (leading and trailing zeros are not stored)."""
-    mantissa = text.lstrip("+-").lower().split("e")[0].replace(".", "")
-    return math.ceil(len(mantissa.strip("0")) / 2) + 1
-
-
-def _binary_size(value: bytes | str) -> int:
-    return len(value) if isinstance(value, bytes | bytearray) else len(base64.b64decode(value))
-
-
-def attribute_size(value: Mapping[str, Any]) -> int:
-    """Bytes of one attribute value in DynamoDB JSON ({"S": "..."}), by DynamoDB's item-size rules."""
-    (kind, content), *_ = value.items()
-    if kind == "S":
-        return len(content.encode())
-    if kind == "N":
-        return _number_size(content)
-    if kind == "B":
-        return _binary_size(content)
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind == "SS":
-        return sum(len(v.encode()) for v in content)
-    if kind == "NS":
-        return sum(_number_size(v) for v in content)
-    if kind == "BS":
-        return sum(_binary_size(v) for v in content)
-    if kind == "L":  # 3 bytes, plus each element and 1 byte per element
-        return 3 + sum(attribute_size(v) + 1 for v in content)
-    if kind == "M":
-        return 3 + sum(len(k.encode()) + attribute_size(v) + 1 for k, v in content.items())
-    raise ValueError(f"not a DynamoDB attribute value: {value!r}")
-
-
-def item_size(item: Mapping[str, Mapping[str, Any]]) -> int:
-    """Bytes of an item in DynamoDB JSON: each attribute's UTF-8 name plus its value."""
-    return sum(len(name.encode()) + attribute_size(value) for name, value in item.items())
 
 
 def _units(size: int, *, consistent: bool) -> float:

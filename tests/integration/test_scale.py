@@ -12,6 +12,7 @@ from bench.counting import measure
 from devtools.lambda_runtime import LambdaContext, http_event, load_event, sqs_event
 from devtools.seed import ALICE, BOB, put_items, reservation, sample_items, segment, trip
 from devtools.streams import LocalStream
+from image_recovery import recovery
 from image_recovery.indexing import index_existing_records
 from image_recovery.recovery import PARTITION_PROBE_ITEMS
 from tests.helpers import REGION, call_api, metric_total, metrics_emitted, queued_jobs, table_item, take_messages
@@ -97,6 +98,55 @@ def test_listing_fetches_parents_the_probe_did_not_read_in_one_batch(stack, hand
     # the probe (the trip, first in key order), the missing reservation from the index, then only the segment
     assert counts.items_by("Query") == 2
     assert (counts.calls("BatchGetItem"), counts.items_by("BatchGetItem")) == (1, 1)
+
+
+def dense_partition(between: int) -> list[dict]:
+    """A probe of 10 items, half of them missing their image; then `between` trips with images; then a trip and
+    a segment with images and 3 missing reservations under them: parents that only the rest of it holds."""
+    at = "2026-01-01T00:00:{:02}.000Z".format
+    return [
+        *(trip(ALICE, f"a{n}", f"A {n}", at(n), HAS_IMAGE if n % 2 else "") for n in range(10)),
+        *many_trips(ALICE, between, prefix="m"),
+        trip(ALICE, "z", "Lisbon", at(20), HAS_IMAGE),
+        segment(ALICE, "z", "s", "Porto to Lisbon", at(21), HAS_IMAGE),
+        *(reservation(ALICE, "z", "s", f"r{n}", f"Tram {n}", at(22 + n)) for n in range(3)),
+    ]
+
+
+def listed_parents(body: dict) -> set[tuple[str, str]]:
+    return {(r["tripTitle"], r["segmentName"]) for r in body["reservations"]}
+
+
+def test_past_the_probe_a_dense_partition_is_read_on_rather_than_its_parents_fetched(
+    stack, handler, complete_index, monkeypatch
+):
+    monkeypatch.setattr(recovery, "PARTITION_PROBE_ITEMS", 10)
+    put_items(stack.physical("TravelTable"), dense_partition(between=0))
+    complete_index()
+
+    with measure() as counts:
+        _, body = call_api(handler("api"), http_event("api-list-missing-images.json", sub=ALICE))
+
+    assert body["count"] == 8 and listed_parents(body) == {("Lisbon", "Porto to Lisbon")}
+    # the probe, the index, then the rest of the partition (5 items: cheaper than 2 parents by key)
+    assert (counts.calls("Query"), counts.calls("BatchGetItem")) == (3, 0)
+    assert counts.items_by("Query") == 10 + 8 + 5
+
+
+def test_reading_on_stops_at_what_the_parents_cost_when_the_estimate_was_short(
+    stack, handler, complete_index, monkeypatch
+):
+    monkeypatch.setattr(recovery, "PARTITION_PROBE_ITEMS", 10)
+    put_items(stack.physical("TravelTable"), dense_partition(between=300))  # the probe promised 6 more items
+    complete_index()
+
+    with measure() as counts:
+        _, body = call_api(handler("api"), http_event("api-list-missing-images.json", sub=ALICE))
+
+    assert body["count"] == 8 and listed_parents(body) == {("Lisbon", "Porto to Lisbon")}
+    assert (counts.calls("BatchGetItem"), counts.items_by("BatchGetItem")) == (1, 2)  # then the parents by key
+    read_on = counts.items_by("Query") - 10 - 8
+    assert 6 < read_on < 300  # more than the estimate, far from the rest of the partition
 
 
 def test_the_sweep_reads_only_the_missing_records(seeded, handler, complete_index):

@@ -1,5 +1,5 @@
 """Small rules with big consequences: a handed-back job's attempts, retry delays, index keys in time order,
-task messages, the stream filter."""
+task messages, the stream filter, the listing's choice past its probe."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import pytest
 
 from devtools.streams import _matches
 from image_recovery.jobs import ImageJob
-from image_recovery.models import created_at_order, missing_index_values
+from image_recovery.models import Trip, created_at_order, missing_index_values
+from image_recovery.recovery import read_on_items
+from image_recovery.repository import Page
 from image_recovery.tasks import QueueMissingTask, RepairSegmentTask, parse_task
 from image_recovery.worker_runtime import retry_delay_seconds
 
@@ -120,3 +122,30 @@ REMOVALS = {"eventName": ["REMOVE"], "dynamodb": {"Keys": {"SK": {"S": [{"prefix
 def test_the_local_stream_filters_deletions_by_key_prefix(sk: str, delivered: bool) -> None:
     record = {"eventName": "REMOVE", "dynamodb": {"Keys": {"PK": {"S": "USER#u"}, "SK": {"S": sk}}}}
     assert _matches(REMOVALS, record) is delivered
+
+
+def _probe(missing: int, items: int, mean_bytes: int) -> Page:
+    records = [
+        Trip("USER#u", f"TRIP#t{n}", id=f"t{n}", image_url=None if n < missing else "https://x/y.png")
+        for n in range(items)
+    ]
+    return Page(records, {"PK": {"S": "USER#u"}}, items=items, bytes=items * mean_bytes)
+
+
+@pytest.mark.parametrize(
+    ("probe", "missing", "parents", "read_on"),
+    [
+        # 20 of 200 missing, 30 in all: about 100 more items, cheaper than 8 parents (4 KB each = 109 items)
+        (_probe(20, 200, 300), 30, 8, 8 * 4096 // 300),
+        (_probe(20, 200, 300), 40, 8, 0),  # about 200 more items: the 8 parents are cheaper
+        (_probe(2, 200, 300), 3, 8, 8 * 4096 // 300),  # sparse, but little beyond the probe
+        (_probe(2, 200, 300), 30, 8, 0),  # sparse and much beyond: the index's parents
+        (_probe(0, 200, 300), 3, 8, 0),  # the probe tells nothing of the rest's density
+        (_probe(20, 200, 300), 30, 0, 0),  # no parent to fetch
+        (_probe(20, 200, 3000), 30, 8, 0),  # large records: reading on costs more
+    ],
+)
+def test_a_listing_past_its_probe_reads_on_only_where_the_rest_costs_less_than_its_parents(
+    probe: Page, missing: int, parents: int, read_on: int
+) -> None:
+    assert read_on_items(probe, missing=missing, parents=parents) == read_on

@@ -12,10 +12,11 @@ from datetime import UTC, datetime, timedelta
 from image_recovery.batches import BatchProgress, BatchRepository
 from image_recovery.errors import BadRequestError, NotFoundError, OverBudget
 from image_recovery.index_state import IndexState
+from image_recovery.item_size import READ_UNIT_BYTES
 from image_recovery.models import IN_FLIGHT, Reservation, Segment, TravelRecord, Trip, is_failed
 from image_recovery.observability import logger
 from image_recovery.queueing import FAILED, ItemOutcome, Queuer
-from image_recovery.repository import TRIP_TREE, RecordRepository, iso_utc
+from image_recovery.repository import TRIP_TREE, Page, RecordRepository, iso_utc
 from image_recovery.spending import BudgetStatus, DailySpend
 from image_recovery.styles import PromptStyle, StyleCatalog
 from image_recovery.tasks import QUEUE_PAGE_SIZE, QueueMissingTask, TaskQueue
@@ -195,6 +196,20 @@ def missing_images_page(
     return MissingImages(count, groups[Trip], groups[Segment], groups[Reservation], next_cursor)
 
 
+def read_on_items(probe: Page, *, missing: int, parents: int) -> int:
+    """How many more items of a partition past its probe to read in place of fetching `parents` by key; 0 to
+    fetch them. A parent costs a whole 4 KB block in a BatchGetItem, a record read on only its own bytes (the
+    probe's mean). Worth it when the rest of the partition, estimated from the probe's share of the `missing`
+    records, costs less than the parents; the reading on stops where it would cost what they cost, so a
+    wrong estimate costs at most twice the parents."""
+    seen = sum(r.image_missing for r in probe.records)
+    if not (seen and parents and probe.items and probe.bytes):
+        return 0
+    affordable = parents * READ_UNIT_BYTES * probe.items // probe.bytes
+    estimated_rest = max(0, missing - seen) * probe.items / seen
+    return affordable if estimated_rest < affordable else 0
+
+
 class RecoveryService:
     def __init__(
         self,
@@ -224,33 +239,42 @@ class RecoveryService:
     ) -> MissingImages:
         """One page of the user's missing records, newest first across kinds, with the count of all of them.
 
-        The plan is chosen by the size of the user's partition, which DynamoDB tells only by reading it: first
+        The plan is chosen by what the user's partition holds, which DynamoDB tells only by reading it: first
         PARTITION_PROBE_ITEMS items of the trip tree. A partition that ends within them (most users') is
         answered from that read alone. A larger one, with a complete sparse index: the page's records and the
-        count from the index, then only the parents the page names that the probe did not read. Otherwise the
-        rest of the trip tree.
+        count from the index, and the parents the page names that the probe did not read, by key; or, when the
+        index listing fits one page and the rest of the partition looks cheaper to read than those parents
+        (`read_on_items`), the rest of it. Without a complete index: the rest of the trip tree.
         """
         after, counted = decode_cursor(cursor, user_id) if cursor else (None, None)
-        probe = self._records.trip_tree_start(user_id, where=LISTING, limit=PARTITION_PROBE_ITEMS)
-        from_index = probe.next_key is not None and self._index.is_complete()
-        if from_index:
+        probe = self._records.trip_tree(user_id, where=LISTING, limit=PARTITION_PROBE_ITEMS)
+        partition = probe.records if probe.next_key is None else None
+        if partition is None and self._index.is_complete():
             page, more = self._records.missing_after(user_id, where=LISTING, after=after, limit=limit)
             # One page that holds everything is its own count; a longer listing is counted once, on its first
             # page, and the cursor carries that count on (a snapshot, like the pages themselves).
             count = counted if counted is not None else self._records.count_missing(user_id) if more else len(page)
-            known = {(r.pk, r.sk) for r in (*page, *probe.records)}
-            fetched = self._records.get_many(parent_keys(page) - known, where=LISTING).values()
-            parents = [*probe.records, *fetched]
-        else:
-            parents = probe.records
-            if probe.next_key is not None:
-                parents += self._records.user_records(user_id, where=LISTING, start_key=probe.next_key)
-            missing = sorted((r for r in parents if r.image_missing), key=position, reverse=True)
-            count = len(missing)
-            if after is not None:
-                missing = [r for r in missing if position(r) < after]
-            page, more = missing[:limit], len(missing) > limit
-        return missing_images_page(user_id, page, parents, count=count, more=more, from_index=from_index)
+            known = [*probe.records, *page]
+            wanted = parent_keys(page) - {(r.pk, r.sk) for r in known}
+            budget = read_on_items(probe, missing=count, parents=len(wanted)) if after is None and not more else 0
+            if budget:
+                rest = self._records.trip_tree(user_id, where=LISTING, limit=budget, start_key=probe.next_key)
+                if rest.next_key is None:
+                    partition = [*probe.records, *rest.records]
+                else:  # the estimate was short: what was read on still names some of the parents
+                    known += rest.records
+                    wanted -= {(r.pk, r.sk) for r in rest.records}
+            if partition is None:
+                parents = [*known, *self._records.get_many(wanted, where=LISTING).values()]
+                return missing_images_page(user_id, page, parents, count=count, more=more, from_index=True)
+        if partition is None:
+            partition = [*probe.records, *self._records.user_records(user_id, where=LISTING, start_key=probe.next_key)]
+        missing = sorted((r for r in partition if r.image_missing), key=position, reverse=True)
+        count = len(missing)
+        if after is not None:
+            missing = [r for r in missing if position(r) < after]
+        page, more = missing[:limit], len(missing) > limit
+        return missing_images_page(user_id, page, partition, count=count, more=more, from_index=False)
 
     def queue(
         self,

@@ -25,6 +25,7 @@ from pynamodb.models import Model
 
 from image_recovery import aws
 from image_recovery.errors import TRANSIENT_REASONS
+from image_recovery.item_size import item_size
 from image_recovery.models import (
     IN_FLIGHT,
     MISSING_INDEX_NAME,
@@ -129,6 +130,8 @@ def update_existing(record: TravelRecord, actions: list, condition: Condition | 
 class Page:
     records: list[TravelRecord]
     next_key: dict | None
+    items: int = 0  # items read for it, usable or not (for what the read cost)
+    bytes: int = 0  # their size, as DynamoDB bills it
 
 
 class RecordRepository:
@@ -151,11 +154,24 @@ class RecordRepository:
         )
         return [r for items, _ in pages for r in read_records(items, where)]
 
-    def trip_tree_start(self, user_id: str, *, where: str, limit: int) -> Page:
-        """The usable records among the first `limit` items of the user's trip tree, in key order (one Query);
-        `next_key` is None when the tree ended within them, so they are all of the user's records."""
-        response = _query(user_pk(user_id), range_key_condition=TravelRecord.sk.startswith(TRIP_TREE), limit=limit)
-        return Page(list(read_records(response.get("Items", []), where)), response.get("LastEvaluatedKey"))
+    def trip_tree(self, user_id: str, *, where: str, limit: int, start_key: dict | None = None) -> Page:
+        """The usable records among the next `limit` items of the user's trip tree, in key order (from the
+        start, or after `start_key`); `next_key` is None when the tree ended within them."""
+        records: list[TravelRecord] = []
+        items = size = 0
+        while True:
+            response = _query(
+                user_pk(user_id),
+                range_key_condition=TravelRecord.sk.startswith(TRIP_TREE),
+                limit=limit - items,
+                start_key=start_key,
+            )
+            raw = response.get("Items", [])
+            records += read_records(raw, where)
+            items, size = items + len(raw), size + sum(item_size(item) for item in raw)
+            start_key = response.get("LastEvaluatedKey")
+            if start_key is None or items >= limit:  # the tree's end, or `limit` items: a 1 MB page goes on
+                return Page(records, start_key, items, size)
 
     def missing_page(
         self, user_id: str, *, from_index: bool, where: str, limit: int | None = None, start_key: dict | None = None
