@@ -28,9 +28,9 @@ URL_LIMIT = 2048  # characters of an imageUrl in GET /images (a longer one is no
 PAGE_BYTES_LIMIT = 1_000_000  # the JSON of one listing page stays under 1 MB, whatever the records hold
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 100, 500
 # A listing first reads this many items of the user's trip tree (one Query). A partition that ends within them
-# is answered from that read alone, for what a Query of the partition costs; past it, the index plan is cheaper
-# (docs/benchmark.md: its parents cost half a read unit each, the partition grows with every record) and the
-# probe is what the choice cost: about 7.5 read units at the 300-byte records of the benchmark's data.
+# is answered from that read alone, for what a Query of the partition costs; past it, the listing takes the index
+# (or reads on, where missing records are dense: read_on_items) and the probe is what the choice cost: about 7.5
+# read units at the 300-byte records of the benchmark's data (docs/benchmark.md, "Listing cost in read units").
 PARTITION_PROBE_ITEMS = 200
 _CURSOR_VERSION = 1
 _MAX_KEY_BYTES = 1024  # DynamoDB's limit for a sort key value
