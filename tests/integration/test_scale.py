@@ -149,6 +149,23 @@ def test_reading_on_stops_at_what_the_parents_cost_when_the_estimate_was_short(
     assert 6 < read_on < 300  # more than the estimate, far from the rest of the partition
 
 
+def test_the_probe_is_one_query_page_however_much_the_hosts_items_weigh(stack, handler, complete_index):
+    heavy = [  # 15 trips of 300 KB (the host keeps whatever it likes on them), sorted before the missing ones
+        trip(ALICE, f"a{n:02}", f"Heavy {n}", "2026-01-01T00:00:00.000Z", HAS_IMAGE, notes="x" * 300_000)
+        for n in range(15)
+    ]
+    put_items(stack.physical("TravelTable"), [*heavy, *many_trips(ALICE, 2, image="", prefix="z")])
+    complete_index()
+
+    with measure() as counts:
+        _, body = call_api(handler("api"), http_event("api-list-missing-images.json", sub=ALICE))
+
+    assert body["count"] == 2
+    # the probe stops at DynamoDB's 1 MB page (3 of these items), not at its 200 items; then the index
+    assert counts.calls("Query") == 2
+    assert counts.items_by("Query") == 3 + 2
+
+
 def test_the_sweep_reads_only_the_missing_records(seeded, handler, complete_index):
     put_items(seeded.physical("TravelTable"), many_trips("someone", 400))
     complete_index()

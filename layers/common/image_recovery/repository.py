@@ -155,23 +155,18 @@ class RecordRepository:
         return [r for items, _ in pages for r in read_records(items, where)]
 
     def trip_tree(self, user_id: str, *, where: str, limit: int, start_key: dict | None = None) -> Page:
-        """The usable records among the next `limit` items of the user's trip tree, in key order (from the
-        start, or after `start_key`); `next_key` is None when the tree ended within them."""
-        records: list[TravelRecord] = []
-        items = size = 0
-        while True:
-            response = _query(
-                user_pk(user_id),
-                range_key_condition=TravelRecord.sk.startswith(TRIP_TREE),
-                limit=limit - items,
-                start_key=start_key,
-            )
-            raw = response.get("Items", [])
-            records += read_records(raw, where)
-            items, size = items + len(raw), size + sum(item_size(item) for item in raw)
-            start_key = response.get("LastEvaluatedKey")
-            if start_key is None or items >= limit:  # the tree's end, or `limit` items: a 1 MB page goes on
-                return Page(records, start_key, items, size)
+        """The usable records among the next items of the user's trip tree, in key order (from the start, or
+        after `start_key`): one Query, so at most `limit` items and at most DynamoDB's 1 MB page, whatever the
+        host's items weigh. `next_key` is None when the tree ended within them."""
+        response = _query(
+            user_pk(user_id),
+            range_key_condition=TravelRecord.sk.startswith(TRIP_TREE),
+            limit=limit,
+            start_key=start_key,
+        )
+        raw = response.get("Items", [])
+        size = sum(item_size(item) for item in raw)
+        return Page(list(read_records(raw, where)), response.get("LastEvaluatedKey"), len(raw), size)
 
     def missing_page(
         self, user_id: str, *, from_index: bool, where: str, limit: int | None = None, start_key: dict | None = None
